@@ -1,0 +1,80 @@
+//! Limits and options of a connection, each with its default and the reason for it.
+
+/// The options of one [`Connection`](crate::Connection).
+///
+/// ```
+/// use duplex_proto::Config;
+/// let config = Config::default().max_message_size(1 << 20).auto_pong(true);
+/// assert_eq!(config.max_message_size, 1 << 20);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Config {
+    /// The largest frame payload accepted, in bytes; a larger frame is answered with close 1009.
+    ///
+    /// Default 16 MiB: the size of the largest single frames of the Autobahn suite (case 9.1.6),
+    /// and far above what browsers send (they do not fragment).
+    pub max_frame_size: usize,
+    /// The largest message accepted, in bytes, summed over its fragments; a larger one is answered
+    /// with close 1009 as soon as its size is known, before its bytes are buffered.
+    ///
+    /// Default 64 MiB: four times the largest Autobahn message, so a server that echoes with the
+    /// defaults passes the suite, while one peer can make it buffer at most this much per
+    /// connection. Servers with many untrusted peers should lower it.
+    pub max_message_size: usize,
+    /// Answer pings with pongs automatically (RFC 6455 §5.5.2). Default on; pings are still
+    /// reported as events.
+    pub auto_pong: bool,
+    /// Deliver messages in pieces as their bytes arrive ([`Event::Fragment`](crate::Event::Fragment))
+    /// instead of whole ([`Event::Message`](crate::Event::Message)), so a very large message never
+    /// has to be held in memory at once. Default off.
+    pub streaming: bool,
+    /// Outgoing payloads up to this size are copied into one contiguous buffer with their header,
+    /// so several small frames leave in one write; larger ones are queued as they are, without a
+    /// copy. Default 4 KiB, a page.
+    pub copy_threshold: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            max_frame_size: 16 << 20,
+            max_message_size: 64 << 20,
+            auto_pong: true,
+            streaming: false,
+            copy_threshold: 4096,
+        }
+    }
+}
+
+impl Config {
+    /// Sets [`Config::max_frame_size`].
+    pub fn max_frame_size(mut self, bytes: usize) -> Self {
+        self.max_frame_size = bytes;
+        self
+    }
+
+    /// Sets [`Config::max_message_size`].
+    pub fn max_message_size(mut self, bytes: usize) -> Self {
+        self.max_message_size = bytes;
+        self
+    }
+
+    /// Sets [`Config::auto_pong`].
+    pub fn auto_pong(mut self, on: bool) -> Self {
+        self.auto_pong = on;
+        self
+    }
+
+    /// Sets [`Config::streaming`].
+    pub fn streaming(mut self, on: bool) -> Self {
+        self.streaming = on;
+        self
+    }
+
+    /// Sets [`Config::copy_threshold`].
+    pub fn copy_threshold(mut self, bytes: usize) -> Self {
+        self.copy_threshold = bytes;
+        self
+    }
+}

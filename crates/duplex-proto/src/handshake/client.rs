@@ -1,0 +1,193 @@
+//! The client's side: the upgrade request and the checks of the server's answer.
+
+use super::error::HandshakeError;
+use super::headers::{HeaderList, Limits};
+use super::server::reason_phrase;
+use super::{accept_key, generate_key, has_token};
+
+/// A client's opening handshake: build it, write [`ClientHandshake::request`], then feed the
+/// answer to [`ClientHandshake::parse_response`].
+///
+/// ```
+/// use duplex_proto::handshake::ClientHandshake;
+/// let hs = ClientHandshake::new("example.com:8080", "/chat").protocol("chat");
+/// let req = String::from_utf8(hs.request()).unwrap();
+/// assert!(req.starts_with("GET /chat HTTP/1.1\r\nHost: example.com:8080\r\n"));
+/// ```
+#[derive(Clone, Debug)]
+pub struct ClientHandshake {
+    host: String,
+    target: String,
+    key: String,
+    protocols: Vec<String>,
+    extensions: Option<String>,
+    headers: Vec<(String, String)>,
+    limits: Limits,
+}
+
+/// The server's accepted answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Response {
+    /// The headers of the 101 response.
+    pub headers: HeaderList,
+    /// The subprotocol the server chose, one of those offered.
+    pub protocol: Option<String>,
+    /// The `Sec-WebSocket-Extensions` value the server answered, if any.
+    pub extensions: Option<String>,
+}
+
+impl ClientHandshake {
+    /// A handshake for `target` (path and query) on `host` (the `Host` header: host and port if not
+    /// the default), with a fresh random key.
+    pub fn new(host: impl Into<String>, target: impl Into<String>) -> Self {
+        let target = target.into();
+        ClientHandshake {
+            host: host.into(),
+            target: if target.is_empty() { "/".into() } else { target },
+            key: generate_key(),
+            protocols: Vec::new(),
+            extensions: None,
+            headers: Vec::new(),
+            limits: Limits::default(),
+        }
+    }
+
+    /// Offers a subprotocol (in order of preference).
+    pub fn protocol(mut self, p: impl Into<String>) -> Self {
+        self.protocols.push(p.into());
+        self
+    }
+
+    /// Offers extensions (the `Sec-WebSocket-Extensions` value).
+    pub fn extensions(mut self, value: impl Into<String>) -> Self {
+        self.extensions = Some(value.into());
+        self
+    }
+
+    /// Adds a header (`Authorization`, `Origin`, cookies ...).
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Sets the limits on the answer's head.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The key this handshake sends.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// The request bytes.
+    pub fn request(&self) -> Vec<u8> {
+        let mut out = String::with_capacity(256);
+        out.push_str(&format!("GET {} HTTP/1.1\r\nHost: {}\r\n", self.target, self.host));
+        out.push_str("Upgrade: websocket\r\nConnection: Upgrade\r\n");
+        out.push_str(&format!("Sec-WebSocket-Key: {}\r\nSec-WebSocket-Version: 13\r\n", self.key));
+        if !self.protocols.is_empty() {
+            out.push_str(&format!("Sec-WebSocket-Protocol: {}\r\n", self.protocols.join(", ")));
+        }
+        if let Some(e) = &self.extensions {
+            out.push_str(&format!("Sec-WebSocket-Extensions: {e}\r\n"));
+        }
+        for (n, v) in &self.headers {
+            let v = v.replace(['\r', '\n'], " ");
+            out.push_str(&format!("{n}: {v}\r\n"));
+        }
+        out.push_str("\r\n");
+        out.into_bytes()
+    }
+
+    /// Parses and checks the server's answer (RFC 6455 §4.1, the client's checks). `Ok(None)`: the
+    /// head is not complete yet. On success, also the length of the head: the bytes after it are
+    /// already WebSocket frames.
+    pub fn parse_response(&self, buf: &[u8]) -> Result<Option<(Response, usize)>, HandshakeError> {
+        let mut storage = vec![httparse::EMPTY_HEADER; self.limits.max_headers];
+        let mut resp = httparse::Response::new(&mut storage);
+        let n = match resp.parse(buf) {
+            Ok(httparse::Status::Complete(n)) => n,
+            Ok(httparse::Status::Partial) => {
+                return if buf.len() > self.limits.max_head_bytes {
+                    Err(HandshakeError::HeadTooLarge(self.limits.max_head_bytes))
+                } else {
+                    Ok(None)
+                };
+            }
+            Err(httparse::Error::TooManyHeaders) => return Err(HandshakeError::TooManyHeaders),
+            Err(e) => return Err(HandshakeError::Malformed(e.to_string())),
+        };
+        let status = resp.code.unwrap_or(0);
+        if status != 101 {
+            let reason = resp.reason.filter(|r| !r.is_empty()).unwrap_or(reason_phrase(status));
+            return Err(HandshakeError::UnexpectedStatus(status, reason.to_owned()));
+        }
+        let headers = HeaderList::from_httparse(resp.headers);
+        if !headers.has_token("upgrade", "websocket") {
+            return Err(HandshakeError::NotWebSocketUpgrade);
+        }
+        if !headers.has_token("connection", "upgrade") {
+            return Err(HandshakeError::MissingConnectionUpgrade);
+        }
+        if headers.get("sec-websocket-accept") != Some(accept_key(&self.key).as_str()) {
+            return Err(HandshakeError::BadAccept);
+        }
+        let protocol = headers.get("sec-websocket-protocol").map(str::to_owned);
+        if let Some(p) = &protocol {
+            if !self.protocols.iter().any(|o| o == p) {
+                return Err(HandshakeError::UnofferedProtocol(p.clone()));
+            }
+        }
+        let extensions = headers.get("sec-websocket-extensions").map(str::to_owned);
+        if let Some(e) = &extensions {
+            let offered = self.extensions.as_deref().unwrap_or("");
+            for name in e.split(',').filter_map(|x| x.split(';').next()).map(str::trim) {
+                if !offered.split(',').filter_map(|x| x.split(';').next()).any(|o| has_token(o, name)) {
+                    return Err(HandshakeError::UnofferedExtension(name.to_owned()));
+                }
+            }
+        }
+        Ok(Some((Response { headers, protocol, extensions }, n)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(hs: &ClientHandshake, extra: &str) -> Vec<u8> {
+        format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n{extra}\r\n",
+            accept_key(hs.key())
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn accepts_a_correct_answer_and_returns_leftover_position() {
+        let hs = ClientHandshake::new("h", "/").protocol("chat");
+        let mut a = answer(&hs, "Sec-WebSocket-Protocol: chat\r\n");
+        let head = a.len();
+        a.extend_from_slice(&[0x81, 0x00]);
+        let (resp, n) = hs.parse_response(&a).unwrap().unwrap();
+        assert_eq!(n, head);
+        assert_eq!(resp.protocol.as_deref(), Some("chat"));
+        assert_eq!(hs.parse_response(&a[..20]), Ok(None));
+    }
+
+    #[test]
+    fn refuses_wrong_answers() {
+        let hs = ClientHandshake::new("h", "/");
+        let bad_accept = b"HTTP/1.1 101 OK\r\nUpgrade: websocket\r\nConnection: upgrade\r\nSec-WebSocket-Accept: xxx\r\n\r\n";
+        assert_eq!(hs.parse_response(bad_accept), Err(HandshakeError::BadAccept));
+        assert_eq!(hs.parse_response(&answer(&hs, "Sec-WebSocket-Protocol: x\r\n")), Err(HandshakeError::UnofferedProtocol("x".into())));
+        assert_eq!(
+            hs.parse_response(&answer(&hs, "Sec-WebSocket-Extensions: permessage-deflate\r\n")),
+            Err(HandshakeError::UnofferedExtension("permessage-deflate".into()))
+        );
+        let not_found = b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n";
+        assert_eq!(hs.parse_response(not_found), Err(HandshakeError::UnexpectedStatus(404, "Not Found".into())));
+    }
+}

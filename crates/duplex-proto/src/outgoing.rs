@@ -1,0 +1,167 @@
+//! The outgoing queue: every byte a connection wants written, in order.
+//!
+//! Small frames are copied with their header into one contiguous buffer, so a burst of them leaves
+//! in a single write; large payloads and pre-encoded shared frames are queued as `Bytes` without a
+//! copy. The queue implements [`bytes::Buf`], so a driver can hand
+//! [`Buf::chunks_vectored`] to `writev` and then [`Buf::advance`] by what was written. When it has
+//! been drained it owns no memory at all: an idle connection holds no write buffer.
+
+use std::collections::VecDeque;
+use std::io::IoSlice;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+
+/// The queue of bytes to write. See the [module docs](self).
+#[derive(Debug, Default)]
+pub struct Outgoing {
+    /// Segments before `tail`, in order.
+    segments: VecDeque<Bytes>,
+    /// The last segment, still growing.
+    tail: BytesMut,
+    /// How many bytes of `tail` were already written (kept so `tail` can keep growing).
+    tail_read: usize,
+    /// Total unwritten bytes.
+    len: usize,
+}
+
+impl Outgoing {
+    /// Unwritten bytes in the queue: the `bufferedAmount` of a browser's WebSocket.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether everything has been written.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Appends bytes by copying them into the contiguous tail.
+    pub fn copy_from(&mut self, data: &[u8]) {
+        self.tail.extend_from_slice(data);
+        self.len += data.len();
+    }
+
+    /// Appends `len` bytes written by `fill` into the tail (used to mask while copying).
+    pub fn fill_with(&mut self, len: usize, fill: impl FnOnce(&mut [u8])) {
+        let start = self.tail.len();
+        self.tail.reserve(len);
+        // Zero-fill, then let `fill` overwrite: no unsafe, and the zeroing is cheap next to the copy.
+        self.tail.put_bytes(0, len);
+        fill(&mut self.tail[start..]);
+        self.len += len;
+    }
+
+    /// Appends a segment without copying it.
+    pub fn push(&mut self, data: Bytes) {
+        if data.is_empty() {
+            return;
+        }
+        self.seal_tail();
+        self.len += data.len();
+        self.segments.push_back(data);
+    }
+
+    /// Moves the unwritten part of the tail into the segment list.
+    fn seal_tail(&mut self) {
+        if self.tail.len() > self.tail_read {
+            let mut t = self.tail.split();
+            let _ = t.split_to(self.tail_read);
+            self.segments.push_back(t.freeze());
+        } else {
+            self.tail.clear();
+        }
+        self.tail_read = 0;
+    }
+}
+
+impl Buf for Outgoing {
+    fn remaining(&self) -> usize {
+        self.len
+    }
+
+    fn chunk(&self) -> &[u8] {
+        match self.segments.front() {
+            Some(s) => s,
+            None => &self.tail[self.tail_read..],
+        }
+    }
+
+    fn chunks_vectored<'a>(&'a self, dst: &mut [IoSlice<'a>]) -> usize {
+        let mut n = 0;
+        for s in &self.segments {
+            if n == dst.len() {
+                return n;
+            }
+            dst[n] = IoSlice::new(s);
+            n += 1;
+        }
+        if n < dst.len() && self.tail.len() > self.tail_read {
+            dst[n] = IoSlice::new(&self.tail[self.tail_read..]);
+            n += 1;
+        }
+        n
+    }
+
+    fn advance(&mut self, mut cnt: usize) {
+        assert!(cnt <= self.len, "advance past the end of the outgoing queue");
+        self.len -= cnt;
+        while cnt > 0 {
+            match self.segments.front_mut() {
+                Some(front) if front.len() <= cnt => {
+                    cnt -= front.len();
+                    self.segments.pop_front();
+                }
+                Some(front) => {
+                    front.advance(cnt);
+                    cnt = 0;
+                }
+                None => {
+                    self.tail_read += cnt;
+                    cnt = 0;
+                }
+            }
+        }
+        if self.len == 0 {
+            // Drained: give the memory back so an idle connection holds none.
+            self.tail = BytesMut::new();
+            self.tail_read = 0;
+            self.segments = VecDeque::new();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_order_across_copies_and_segments() {
+        let mut q = Outgoing::default();
+        q.copy_from(b"ab");
+        q.push(Bytes::from_static(b"cd"));
+        q.copy_from(b"ef");
+        q.fill_with(2, |b| b.copy_from_slice(b"gh"));
+        assert_eq!(q.len(), 8);
+        let mut slices = [IoSlice::new(&[]); 8];
+        let n = q.chunks_vectored(&mut slices);
+        let joined: Vec<u8> = slices[..n].iter().flat_map(|s| s.iter().copied()).collect();
+        assert_eq!(joined, b"abcdefgh");
+        q.advance(3);
+        assert_eq!(q.chunk(), b"d");
+        q.copy_from(b"ij");
+        let all = q.copy_to_bytes(q.remaining());
+        assert_eq!(&all[..], b"defghij");
+        assert!(q.is_empty());
+        assert_eq!(q.tail.capacity(), 0, "drained queue must hold no buffer");
+    }
+
+    #[test]
+    fn partial_write_of_tail_then_growth() {
+        let mut q = Outgoing::default();
+        q.copy_from(b"hello");
+        q.advance(2);
+        q.copy_from(b" world");
+        q.push(Bytes::from_static(b"!"));
+        assert_eq!(&q.copy_to_bytes(q.remaining())[..], b"llo world!");
+    }
+}
