@@ -237,11 +237,7 @@ impl Connection {
         } else {
             // Complete the header kept from the previous read.
             let have = *len as usize;
-            let need = if have < 2 {
-                2
-            } else {
-                FrameHeader::len_from_prefix(buf[1])
-            };
+            let need = if have < 2 { 2 } else { FrameHeader::len_from_prefix(buf[1]) };
             let take = (need - have).min(data.len());
             buf[have..have + take].copy_from_slice(&data[..take]);
             *len += take as u8;
@@ -324,23 +320,15 @@ impl Connection {
                         });
                     }
                     let kind = if op == Opcode::Text { MessageKind::Text } else { MessageKind::Binary };
-                    let data = if self.config.streaming {
-                        Vec::new()
-                    } else {
-                        Vec::with_capacity(h.payload_len as usize)
-                    };
+                    let data =
+                        if self.config.streaming { Vec::new() } else { Vec::with_capacity(h.payload_len as usize) };
                     self.message =
                         Some(Incoming { kind, data, size: h.payload_len, first: true, utf8: Utf8Validator::default() });
                 }
             }
         }
-        let frame = FrameInProgress {
-            opcode: h.opcode,
-            fin: h.fin,
-            mask: h.mask,
-            mask_offset: 0,
-            remaining: h.payload_len,
-        };
+        let frame =
+            FrameInProgress { opcode: h.opcode, fin: h.fin, mask: h.mask, mask_offset: 0, remaining: h.payload_len };
         if h.payload_len == 0 {
             self.end_frame(frame, true);
         } else {
@@ -481,6 +469,10 @@ impl Connection {
                 match close::parse_payload(&payload) {
                     Ok(frame) => {
                         self.decoder = Decoder::Done;
+                        // Fix: a close frame may arrive inside a fragmented message (§5.4); its
+                        // unfinished payload can never complete, so release it now rather than
+                        // holding it until the connection is dropped.
+                        self.message = None;
                         self.events.push_back(Pending::Event(Event::Close(frame)));
                     }
                     Err(ClosePayloadError::BadCode) => self.fail(Violation::InvalidCloseCode),
@@ -506,7 +498,14 @@ impl Connection {
     /// until more bytes are received.
     pub fn next_event(&mut self) -> Result<Option<Event>, ProtocolError> {
         match self.events.pop_front() {
-            None => Ok(None),
+            None => {
+                // Fix: `VecDeque` keeps its capacity when emptied; give it back once the queue
+                // has been drained, so an idle connection holds no heap (see `heap_size`).
+                if self.events.capacity() != 0 {
+                    self.events = VecDeque::new();
+                }
+                Ok(None)
+            }
             Some(Pending::Fail(e)) => {
                 if self.close_sent.is_none() {
                     let frame = CloseFrame::new(e.code(), e.reason());
@@ -515,7 +514,7 @@ impl Connection {
                 }
                 self.state = State::Closed;
                 self.failure = Some(e.clone());
-                self.events.clear();
+                self.events = VecDeque::new(); // Fix: `clear()` kept the capacity.
                 Err(e)
             }
             Some(Pending::Event(event)) => {
@@ -570,6 +569,11 @@ impl Connection {
     /// Queues one frame of a fragmented message: `first` starts it with `kind`, `last` ends it.
     /// A message sent this way may be larger than anything held in memory at once.
     pub fn send_fragment(&mut self, kind: MessageKind, data: &[u8], first: bool, last: bool) -> Result<(), SendError> {
+        // Fix: after a close frame nothing may be sent; say so (`Closed`), not `FragmentOrder`,
+        // even if the close interrupted a fragmented message.
+        if self.close_sent.is_some() {
+            return Err(SendError::Closed);
+        }
         if first == self.sending_fragmented {
             return Err(SendError::FragmentOrder);
         }
@@ -647,6 +651,10 @@ impl Connection {
     }
 
     fn send_frame(&mut self, opcode: Opcode, fin: bool, payload: Payload<'_>) -> Result<(), SendError> {
+        // Fix: `Closed` takes precedence over `FragmentOrder` (see `send_fragment`).
+        if self.close_sent.is_some() {
+            return Err(SendError::Closed);
+        }
         if self.sending_fragmented {
             return Err(SendError::FragmentOrder);
         }
@@ -743,3 +751,7 @@ pub fn drain_outgoing(conn: &mut Connection) -> Vec<u8> {
     }
     v
 }
+
+#[cfg(test)]
+#[path = "connection_tests.rs"]
+mod tests;

@@ -156,13 +156,12 @@ impl fmt::Display for SendError {
             SendError::ControlFrameTooLong(n) => {
                 write!(f, "a control frame carries at most 125 bytes, not {n}")
             }
-            SendError::InvalidCloseCode(c) => write!(
-                f,
-                "close code {c} may not be sent; use 1000-1003, 1007-1014 or 3000-4999"
-            ),
-            SendError::FragmentOrder => f.write_str(
-                "fragment out of order: finish the message in progress before starting another",
-            ),
+            SendError::InvalidCloseCode(c) => {
+                write!(f, "close code {c} may not be sent; use 1000-1003, 1007-1014 or 3000-4999")
+            }
+            SendError::FragmentOrder => {
+                f.write_str("fragment out of order: finish the message in progress before starting another")
+            }
         }
     }
 }

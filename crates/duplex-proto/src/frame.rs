@@ -159,16 +159,7 @@ impl FrameHeader {
             None
         };
         debug_assert_eq!(at, len);
-        Ok(Some((
-            FrameHeader {
-                fin: b0 & 0x80 != 0,
-                rsv: b0 & (RSV1 | RSV2 | RSV3),
-                opcode,
-                mask,
-                payload_len,
-            },
-            len,
-        )))
+        Ok(Some((FrameHeader { fin: b0 & 0x80 != 0, rsv: b0 & (RSV1 | RSV2 | RSV3), opcode, mask, payload_len }, len)))
     }
 
     /// Writes the header into `out` and returns how many bytes it took (2 to 14).

@@ -180,9 +180,13 @@ mod tests {
     #[test]
     fn refuses_wrong_answers() {
         let hs = ClientHandshake::new("h", "/");
-        let bad_accept = b"HTTP/1.1 101 OK\r\nUpgrade: websocket\r\nConnection: upgrade\r\nSec-WebSocket-Accept: xxx\r\n\r\n";
+        let bad_accept =
+            b"HTTP/1.1 101 OK\r\nUpgrade: websocket\r\nConnection: upgrade\r\nSec-WebSocket-Accept: xxx\r\n\r\n";
         assert_eq!(hs.parse_response(bad_accept), Err(HandshakeError::BadAccept));
-        assert_eq!(hs.parse_response(&answer(&hs, "Sec-WebSocket-Protocol: x\r\n")), Err(HandshakeError::UnofferedProtocol("x".into())));
+        assert_eq!(
+            hs.parse_response(&answer(&hs, "Sec-WebSocket-Protocol: x\r\n")),
+            Err(HandshakeError::UnofferedProtocol("x".into()))
+        );
         assert_eq!(
             hs.parse_response(&answer(&hs, "Sec-WebSocket-Extensions: permessage-deflate\r\n")),
             Err(HandshakeError::UnofferedExtension("permessage-deflate".into()))

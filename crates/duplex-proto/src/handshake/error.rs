@@ -65,21 +65,15 @@ impl fmt::Display for HandshakeError {
             HandshakeError::MissingConnectionUpgrade => {
                 f.write_str("the Connection header does not contain the `upgrade` token")
             }
-            HandshakeError::BadKey => {
-                f.write_str("Sec-WebSocket-Key is missing or is not 16 bytes of base64")
+            HandshakeError::BadKey => f.write_str("Sec-WebSocket-Key is missing or is not 16 bytes of base64"),
+            HandshakeError::UnsupportedVersion(v) => {
+                write!(f, "Sec-WebSocket-Version {} is not supported; only 13 is", v.as_deref().unwrap_or("(missing)"))
             }
-            HandshakeError::UnsupportedVersion(v) => write!(
-                f,
-                "Sec-WebSocket-Version {} is not supported; only 13 is",
-                v.as_deref().unwrap_or("(missing)")
-            ),
             HandshakeError::UnexpectedStatus(s, reason) => write!(
                 f,
                 "the server answered {s} {reason} instead of 101 Switching Protocols: is this a WebSocket endpoint?"
             ),
-            HandshakeError::BadAccept => {
-                f.write_str("the server's Sec-WebSocket-Accept does not match our key")
-            }
+            HandshakeError::BadAccept => f.write_str("the server's Sec-WebSocket-Accept does not match our key"),
             HandshakeError::UnofferedProtocol(p) => {
                 write!(f, "the server chose subprotocol {p:?}, which we did not offer")
             }

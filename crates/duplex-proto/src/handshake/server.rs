@@ -2,9 +2,9 @@
 
 use base64::Engine;
 
+use super::accept_key;
 use super::error::HandshakeError;
 use super::headers::{HeaderList, Limits};
-use super::accept_key;
 
 /// An HTTP request head, which may or may not ask for a WebSocket upgrade.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -230,7 +230,10 @@ Sec-WebSocket-Protocol: chat, superchat\r\nSec-WebSocket-Version: 13\r\n\r\n";
         assert!(matches!(swap("GET", "POST"), Err(HandshakeError::MethodNotGet(_))));
         assert_eq!(swap("Host:", "X-Host:"), Err(HandshakeError::MissingHost));
         assert_eq!(swap("Upgrade: websocket", "Upgrade: h2c"), Err(HandshakeError::NotWebSocketUpgrade));
-        assert_eq!(swap("Connection: Upgrade", "Connection: keep-alive"), Err(HandshakeError::MissingConnectionUpgrade));
+        assert_eq!(
+            swap("Connection: Upgrade", "Connection: keep-alive"),
+            Err(HandshakeError::MissingConnectionUpgrade)
+        );
         assert_eq!(swap("Connection: Upgrade", "Connection: keep-alive, UPGRADE").map(|_| ()), Ok(()));
         assert_eq!(swap("Upgrade: websocket", "Upgrade: WebSocket").map(|_| ()), Ok(()));
         assert_eq!(swap("dGhlIHNhbXBsZSBub25jZQ==", "c2hvcnQ="), Err(HandshakeError::BadKey));

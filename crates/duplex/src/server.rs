@@ -1,0 +1,309 @@
+//! The server: accept TCP connections, read each upgrade request, and let the application accept
+//! it (choosing a subprotocol, adding headers), reject it with an HTTP status, or answer it as a
+//! plain HTTP request on the same port.
+//!
+//! ```no_run
+//! # async fn f() -> std::io::Result<()> {
+//! let server = duplex::Server::bind("127.0.0.1:8080").await?;
+//! server.serve(|incoming| async move {
+//!     let Ok(req) = incoming.request().await else { return };
+//!     if req.request().path() != "/chat" {
+//!         let _ = req.reject(404, "no such endpoint").await;
+//!         return;
+//!     }
+//!     let Ok(mut ws) = req.accept().await else { return };
+//!     while let Some(Ok(msg)) = ws.recv().await {
+//!         if ws.send(msg).await.is_err() { break }
+//!     }
+//! }).await
+//! # }
+//! ```
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use duplex_proto::handshake::{http_response, HandshakeError, Request};
+use duplex_proto::Role;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
+use tokio::time::{timeout_at, Instant};
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::socket::WebSocket;
+
+/// A listening WebSocket server.
+#[derive(Debug)]
+pub struct Server {
+    listener: TcpListener,
+    config: Arc<Config>,
+}
+
+impl Server {
+    /// Binds a TCP listener with the default [`Config`].
+    pub async fn bind(addr: impl ToSocketAddrs) -> io::Result<Server> {
+        Ok(Server::from_listener(TcpListener::bind(addr).await?, Config::default()))
+    }
+
+    /// Serves on a listener bound elsewhere.
+    pub fn from_listener(listener: TcpListener, config: Config) -> Server {
+        Server { listener, config: Arc::new(config) }
+    }
+
+    /// Replaces the configuration.
+    pub fn with_config(mut self, config: Config) -> Server {
+        self.config = Arc::new(config);
+        self
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The address the listener is bound to.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Accepts the next TCP connection. Its request has not been read yet.
+    pub async fn accept(&self) -> io::Result<Incoming<TcpStream>> {
+        loop {
+            match self.listener.accept().await {
+                Ok((io, peer)) => {
+                    let _ = io.set_nodelay(true);
+                    return Ok(Incoming::new(io, peer, self.config.clone()));
+                }
+                // Per-connection failures (reset before accept, fd exhaustion) must not end the
+                // server: log, back off briefly on resource exhaustion, go on.
+                Err(e) if is_transient_accept_error(&e) => {
+                    tracing::warn!(error = %e, "accept failed; continuing");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Accepts connections forever, running `handler` for each in its own task.
+    pub async fn serve<F, Fut>(self, handler: F) -> io::Result<()>
+    where
+        F: Fn(Incoming<TcpStream>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        loop {
+            let incoming = self.accept().await?;
+            tokio::spawn(handler(incoming));
+        }
+    }
+}
+
+fn is_transient_accept_error(e: &io::Error) -> bool {
+    matches!(e.kind(), io::ErrorKind::ConnectionAborted | io::ErrorKind::ConnectionReset | io::ErrorKind::Interrupted)
+        || e.raw_os_error().is_some_and(|c| c == 24 || c == 23) // EMFILE, ENFILE
+}
+
+/// An accepted connection whose HTTP request has not been read yet.
+#[derive(Debug)]
+pub struct Incoming<S> {
+    io: S,
+    peer: SocketAddr,
+    config: Arc<Config>,
+    deadline: Instant,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Incoming<S> {
+    /// Wraps a transport accepted elsewhere (a TLS stream, a Unix socket).
+    pub fn new(io: S, peer: SocketAddr, config: Arc<Config>) -> Self {
+        let deadline = Instant::now() + config.handshake_timeout;
+        Incoming { io, peer, config, deadline }
+    }
+
+    /// The peer's address.
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// Reads the request head within the handshake timeout. A head that is malformed or over the
+    /// limits is answered (400, 431) here, and the error returned.
+    pub async fn request(mut self) -> Result<UpgradeRequest<S>> {
+        let mut buf = Vec::with_capacity(1024);
+        let limits = self.config.handshake_limits.clone();
+        let parsed = timeout_at(self.deadline, async {
+            loop {
+                match Request::parse(&buf, &limits) {
+                    Ok(Some(done)) => return Ok(done),
+                    Ok(None) => {}
+                    Err(e) => return Err(Error::Handshake(e)),
+                }
+                let mut chunk = [0u8; 2048];
+                let n = self.io.read(&mut chunk).await?;
+                if n == 0 {
+                    return Err(Error::Io(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the client closed the connection before the end of its request",
+                    )));
+                }
+                buf.extend_from_slice(&chunk[..n]);
+            }
+        })
+        .await;
+        match parsed {
+            Ok(Ok((request, head_len))) => {
+                buf.drain(..head_len);
+                Ok(UpgradeRequest {
+                    io: self.io,
+                    peer: self.peer,
+                    request,
+                    leftover: buf,
+                    config: self.config,
+                    deadline: self.deadline,
+                })
+            }
+            Ok(Err(Error::Handshake(e))) => {
+                tracing::debug!(peer = %self.peer, error = %e, "bad HTTP request");
+                let body = format!("{e}\n");
+                let resp = http_response(
+                    e.status(),
+                    &[("Content-Type".into(), "text/plain; charset=utf-8".into())],
+                    body.as_bytes(),
+                );
+                let _ = timeout_at(self.deadline, self.io.write_all(&resp)).await;
+                Err(Error::Handshake(e))
+            }
+            Ok(Err(e)) => Err(e),
+            Err(_) => {
+                tracing::debug!(peer = %self.peer, "handshake timed out");
+                Err(Error::Timeout("reading the opening handshake request"))
+            }
+        }
+    }
+}
+
+/// How to accept an upgrade: the subprotocol and extra response headers.
+#[derive(Clone, Debug, Default)]
+pub struct Accept {
+    protocol: Option<String>,
+    headers: Vec<(String, String)>,
+    config: Option<Config>,
+}
+
+impl Accept {
+    /// Accept with no subprotocol and no extra headers.
+    pub fn new() -> Self {
+        Accept::default()
+    }
+
+    /// Chooses a subprotocol; it must be one the client offered.
+    pub fn protocol(mut self, p: impl Into<String>) -> Self {
+        self.protocol = Some(p.into());
+        self
+    }
+
+    /// Adds a header to the 101 response (`Set-Cookie`, ...).
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Uses another configuration for this connection (larger limits for a trusted peer, ...).
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = Some(config);
+        self
+    }
+}
+
+/// A request read from an accepted connection: inspect it, then [`accept`](UpgradeRequest::accept),
+/// [`reject`](UpgradeRequest::reject), or [`respond`](UpgradeRequest::respond) as plain HTTP.
+#[derive(Debug)]
+pub struct UpgradeRequest<S> {
+    io: S,
+    peer: SocketAddr,
+    request: Request,
+    leftover: Vec<u8>,
+    config: Arc<Config>,
+    deadline: Instant,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> UpgradeRequest<S> {
+    /// The request: method, path and query, headers, origin, offered subprotocols.
+    pub fn request(&self) -> &Request {
+        &self.request
+    }
+
+    /// The peer's address.
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// Whether the request asks for a WebSocket; otherwise answer it with
+    /// [`respond`](UpgradeRequest::respond).
+    pub fn is_websocket(&self) -> bool {
+        self.request.is_websocket_upgrade()
+    }
+
+    /// Accepts with no subprotocol.
+    pub async fn accept(self) -> Result<WebSocket<S>> {
+        self.accept_with(Accept::new()).await
+    }
+
+    /// Accepts with the given subprotocol and headers, after checking the request against
+    /// RFC 6455 §4.2.1. A request that fails the checks is answered with the status its error
+    /// names (400, or 426 with `Sec-WebSocket-Version: 13`), and the error returned.
+    pub async fn accept_with(mut self, accept: Accept) -> Result<WebSocket<S>> {
+        let key = match self.request.validate() {
+            Ok(k) => k.to_owned(),
+            Err(e) => {
+                let mut headers = vec![("Content-Type".to_owned(), "text/plain; charset=utf-8".to_owned())];
+                if e.status() == 426 {
+                    headers.push(("Sec-WebSocket-Version".into(), "13".into()));
+                    headers.push(("Upgrade".into(), "websocket".into()));
+                }
+                let resp = http_response(e.status(), &headers, format!("{e}\n").as_bytes());
+                let _ = timeout_at(self.deadline, self.io.write_all(&resp)).await;
+                return Err(Error::Handshake(e));
+            }
+        };
+        if let Some(p) = &accept.protocol {
+            if !self.request.protocols().contains(&p.as_str()) {
+                return Err(Error::Handshake(HandshakeError::UnofferedProtocol(p.clone())));
+            }
+        }
+        let resp = self.request.accept_response(&key, accept.protocol.as_deref(), None, &accept.headers);
+        match timeout_at(self.deadline, self.io.write_all(&resp)).await {
+            Ok(r) => r?,
+            Err(_) => return Err(Error::Timeout("writing the handshake response")),
+        }
+        let config = accept.config.unwrap_or_else(|| (*self.config).clone());
+        Ok(WebSocket::from_upgraded(self.io, Role::Server, config, &self.leftover).with_protocol(accept.protocol))
+    }
+
+    /// Refuses the upgrade with an HTTP status and a plain-text body (403 for a foreign origin,
+    /// 401 without credentials, 503 when full, ...).
+    pub async fn reject(self, status: u16, body: &str) -> Result<()> {
+        let headers = [("Content-Type".to_owned(), "text/plain; charset=utf-8".to_owned())];
+        self.respond(status, &headers, body.as_bytes()).await
+    }
+
+    /// Answers as plain HTTP (a page, a health check) and closes the connection.
+    pub async fn respond(mut self, status: u16, headers: &[(String, String)], body: &[u8]) -> Result<()> {
+        let resp = http_response(status, headers, body);
+        match timeout_at(self.deadline, async {
+            self.io.write_all(&resp).await?;
+            self.io.shutdown().await
+        })
+        .await
+        {
+            Ok(r) => Ok(r?),
+            Err(_) => Err(Error::Timeout("writing the HTTP response")),
+        }
+    }
+
+    /// Gives up the transport, with the bytes read past the request head, to handle the request
+    /// some other way.
+    pub fn into_parts(self) -> (S, Request, Vec<u8>) {
+        (self.io, self.request, self.leftover)
+    }
+}

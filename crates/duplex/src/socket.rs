@@ -1,0 +1,404 @@
+//! [`WebSocket`]: an open connection over any `AsyncRead + AsyncWrite`.
+//!
+//! The socket is the protocol core ([`duplex_proto::Connection`]) plus the transport, driven from
+//! the task that owns it: no background task, no channel, no timer while the connection is open.
+//! Reads go into a per-thread scratch buffer; the core keeps only the bytes of an incomplete frame
+//! or message, so an idle connection holds no read buffer. Writes leave from the core's outgoing
+//! queue with vectored writes.
+//!
+//! Corking: a reply sent while messages from the same read are still waiting to be received is
+//! queued, not written; it leaves with the others when the last of them has been handled (at the
+//! latest at the next `recv`, `flush` or when the queue passes [`Config::write_buffer_limit`]).
+//! An echo loop thus writes once per read, not once per message.
+
+use std::cell::RefCell;
+use std::future::{poll_fn, Future};
+use std::io::{self, IoSlice};
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use bytes::Buf;
+use duplex_proto::{CloseFrame, Connection, Event, Message, MessageKind, Role, State};
+use futures_core::Stream;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::{Instant, Sleep};
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+
+/// Bytes read from the transport in one go.
+const SCRATCH_SIZE: usize = 64 * 1024;
+
+thread_local! {
+    /// One receive buffer per runtime thread, shared by every connection polled on it.
+    static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0; SCRATCH_SIZE].into_boxed_slice());
+}
+
+/// Where the connection stands, from the transport's point of view.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// Frames flow.
+    Open,
+    /// The close handshake is over or the connection failed: flush, shut down the write side,
+    /// wait for the peer's TCP close (bounded by the close timeout).
+    Closing { shut_down: bool },
+    /// Nothing more will happen.
+    Done,
+}
+
+/// An open WebSocket connection. See the [module docs](self).
+///
+/// ```no_run
+/// # async fn f() -> duplex::Result<()> {
+/// let mut ws = duplex::connect("ws://127.0.0.1:8080/").await?;
+/// ws.send("hello").await?;
+/// while let Some(msg) = ws.recv().await {
+///     println!("{:?}", msg?);
+/// }
+/// # Ok(()) }
+/// ```
+pub struct WebSocket<S> {
+    io: S,
+    conn: Connection,
+    config: Config,
+    phase: Phase,
+    /// The deadline of the close handshake, armed only once it starts.
+    close_timer: Option<Pin<Box<Sleep>>>,
+    /// An error to report once the closing phase is over.
+    error: Option<Error>,
+    protocol: Option<String>,
+}
+
+impl<S> std::fmt::Debug for WebSocket<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebSocket")
+            .field("role", &self.conn.role())
+            .field("state", &self.conn.state())
+            .field("phase", &self.phase)
+            .field("buffered", &self.conn.buffered_amount())
+            .finish()
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
+    /// Wraps a transport on which the opening handshake is already done — by this crate's
+    /// server or client, or by another HTTP server (hyper, axum) that upgraded the connection.
+    /// `leftover` holds bytes read past the handshake: frames the peer sent in the same packet.
+    pub fn from_upgraded(io: S, role: Role, config: Config, leftover: &[u8]) -> Self {
+        let mut conn = Connection::new(role, config.protocol.clone());
+        if !leftover.is_empty() {
+            conn.receive(leftover);
+        }
+        WebSocket { io, conn, config, phase: Phase::Open, close_timer: None, error: None, protocol: None }
+    }
+
+    pub(crate) fn with_protocol(mut self, protocol: Option<String>) -> Self {
+        self.protocol = protocol;
+        self
+    }
+
+    /// The subprotocol agreed in the handshake.
+    pub fn protocol(&self) -> Option<&str> {
+        self.protocol.as_deref()
+    }
+
+    /// The protocol state machine (read-only): state, close frames, failure.
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// The close frame the peer sent, once it has: `Some(None)` if it had no code.
+    pub fn close_frame(&self) -> Option<&Option<CloseFrame>> {
+        self.conn.close_received()
+    }
+
+    /// Bytes queued but not yet written to the transport (a browser's `bufferedAmount`).
+    pub fn buffered_amount(&self) -> usize {
+        self.conn.buffered_amount()
+    }
+
+    /// Whether the connection is fully closed (nothing more to receive or send).
+    pub fn is_closed(&self) -> bool {
+        self.phase == Phase::Done
+    }
+
+    /// The transport.
+    pub fn get_ref(&self) -> &S {
+        &self.io
+    }
+
+    /// Receives the next message. Pings are answered and pongs skipped; `None` once the connection
+    /// has closed (the peer's close frame is then in [`WebSocket::close_frame`]). An `Err` is the
+    /// reason the connection ended abnormally, reported after the close handshake was attempted.
+    pub async fn recv(&mut self) -> Option<Result<Message>> {
+        poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    /// Receives the next event of any kind: messages, fragments (streaming mode), pings, pongs and
+    /// the peer's close frame. `None` once the connection has closed.
+    pub async fn next_event(&mut self) -> Option<Result<Event>> {
+        poll_fn(|cx| self.poll_event(cx)).await
+    }
+
+    /// Sends a message: queues it and, unless received messages are still waiting (see corking in
+    /// the [module docs](self)), waits until it is written.
+    pub async fn send(&mut self, message: impl Into<Message>) -> Result<()> {
+        self.conn.send(message.into())?;
+        self.after_queue().await
+    }
+
+    /// Queues a message without waiting for it to be written, unless more than
+    /// [`Config::write_buffer_limit`] bytes are queued. Follow with [`WebSocket::flush`].
+    pub async fn feed(&mut self, message: impl Into<Message>) -> Result<()> {
+        self.conn.send(message.into())?;
+        if self.conn.buffered_amount() > self.config.write_buffer_limit {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    /// Sends one frame of a message too large to hold at once: `first` starts it, `last` ends it.
+    pub async fn send_fragment(&mut self, kind: MessageKind, data: &[u8], first: bool, last: bool) -> Result<()> {
+        self.conn.send_fragment(kind, data, first, last)?;
+        self.after_queue().await
+    }
+
+    /// Sends a frame encoded once for many connections ([`duplex_proto::encode_server_frame`]).
+    pub async fn send_encoded(&mut self, frame: bytes::Bytes) -> Result<()> {
+        self.conn.send_encoded(frame)?;
+        self.after_queue().await
+    }
+
+    /// Sends a ping (at most 125 bytes).
+    pub async fn ping(&mut self, payload: &[u8]) -> Result<()> {
+        self.conn.send_ping(payload)?;
+        self.flush().await
+    }
+
+    pub(crate) fn conn_mut(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+
+    pub(crate) fn start_close(&mut self, frame: Option<CloseFrame>) -> Result<()> {
+        self.conn.close(frame)?;
+        self.arm_close_timer();
+        Ok(())
+    }
+
+    /// Starts the close handshake with `code` and `reason` and writes the close frame. Keep
+    /// calling [`WebSocket::recv`] until it returns `None` to finish the handshake (messages the
+    /// peer sent meanwhile are still delivered); if the peer does not answer within
+    /// [`Config::close_timeout`] the connection is dropped.
+    pub async fn close(&mut self, frame: Option<CloseFrame>) -> Result<()> {
+        self.start_close(frame)?;
+        self.flush().await
+    }
+
+    /// Waits until every queued byte has been written.
+    pub async fn flush(&mut self) -> Result<()> {
+        poll_fn(|cx| self.poll_flush(cx)).await
+    }
+
+    async fn after_queue(&mut self) -> Result<()> {
+        if !self.conn.has_events() || self.conn.buffered_amount() > self.config.write_buffer_limit {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    fn arm_close_timer(&mut self) {
+        if self.close_timer.is_none() {
+            self.close_timer = Some(Box::pin(tokio::time::sleep_until(Instant::now() + self.config.close_timeout)));
+        }
+    }
+
+    /// Polls for the next message; see [`WebSocket::recv`].
+    pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message>>> {
+        loop {
+            match ready!(self.poll_event(cx)) {
+                Some(Ok(Event::Message(m))) => return Poll::Ready(Some(Ok(m))),
+                Some(Ok(Event::Fragment(f))) => {
+                    // Streaming mode through the message API: each piece as binary (a text piece
+                    // may end inside a character). `next_event` tells kinds and boundaries.
+                    return Poll::Ready(Some(Ok(Message::Binary(f.data))));
+                }
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => return Poll::Ready(Some(Err(e))),
+                None => return Poll::Ready(None),
+            }
+        }
+    }
+
+    /// Polls for the next event; see [`WebSocket::next_event`].
+    pub fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Event>>> {
+        loop {
+            match self.phase {
+                Phase::Done => return Poll::Ready(self.error.take().map(Err)),
+                Phase::Closing { .. } => {
+                    ready!(self.poll_closing(cx));
+                    continue;
+                }
+                Phase::Open => {}
+            }
+            match self.conn.next_event() {
+                Ok(Some(event)) => {
+                    if matches!(event, Event::Close(_)) {
+                        self.start_closing();
+                    }
+                    return Poll::Ready(Some(Ok(event)));
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::debug!(error = %e, "peer violated the protocol; closing with {}", e.code());
+                    self.error = Some(Error::Protocol(e));
+                    self.start_closing();
+                    continue;
+                }
+            }
+            // Nothing parsed is waiting: write what is queued, then read.
+            if let Err(e) = self.poll_write_some(cx) {
+                self.fail_io(e);
+                continue;
+            }
+            if self.conn.state() == State::CloseSent {
+                if let Some(t) = &mut self.close_timer {
+                    if t.as_mut().poll(cx).is_ready() {
+                        tracing::debug!("peer did not answer our close frame in time");
+                        self.error = Some(Error::Timeout("waiting for the peer's close frame"));
+                        self.phase = Phase::Done;
+                        continue;
+                    }
+                }
+            }
+            match ready!(self.poll_read_into_core(cx)) {
+                Ok(0) => {
+                    self.error = Some(Error::AbnormalClosure);
+                    self.phase = Phase::Done;
+                }
+                Ok(_) => {}
+                Err(e) => self.fail_io(e),
+            }
+        }
+    }
+
+    fn fail_io(&mut self, e: io::Error) {
+        self.error = Some(Error::Io(e));
+        self.phase = Phase::Done;
+    }
+
+    fn start_closing(&mut self) {
+        self.phase = Phase::Closing { shut_down: false };
+        self.arm_close_timer();
+    }
+
+    /// The closing phase: flush, shut down our write side, read until the peer closes, all within
+    /// the close timeout. RFC 6455 §7.1.1: the server closes TCP first; the client waits for it.
+    /// Both ends send FIN once their close frame is out, which lets a peer that waits for our TCP
+    /// close go on, and both read until EOF so no unread data turns our close into a reset.
+    fn poll_closing(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let timed_out = self.close_timer.as_mut().is_some_and(|t| t.as_mut().poll(cx).is_ready());
+        if timed_out {
+            tracing::debug!("close handshake timed out; dropping the connection");
+            self.phase = Phase::Done;
+            return Poll::Ready(());
+        }
+        if let Phase::Closing { shut_down: false } = self.phase {
+            match self.poll_write_all(cx) {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(_)) => {
+                    self.phase = Phase::Done;
+                    return Poll::Ready(());
+                }
+                Poll::Pending => return Poll::Pending,
+            }
+            match Pin::new(&mut self.io).poll_shutdown(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(_) => self.phase = Phase::Closing { shut_down: true },
+            }
+        }
+        // Discard whatever the peer still sends until it closes.
+        loop {
+            match ready!(self.poll_read_discard(cx)) {
+                Ok(0) | Err(_) => {
+                    self.phase = Phase::Done;
+                    return Poll::Ready(());
+                }
+                Ok(_) => continue,
+            }
+        }
+    }
+
+    fn poll_read_into_core(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        let Self { io, conn, .. } = self;
+        with_scratch(|buf| {
+            let mut rb = ReadBuf::new(buf);
+            ready!(Pin::new(&mut *io).poll_read(cx, &mut rb))?;
+            let n = rb.filled().len();
+            conn.receive(rb.filled());
+            Poll::Ready(Ok(n))
+        })
+    }
+
+    fn poll_read_discard(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        let io = &mut self.io;
+        with_scratch(|buf| {
+            let mut rb = ReadBuf::new(buf);
+            ready!(Pin::new(&mut *io).poll_read(cx, &mut rb))?;
+            Poll::Ready(Ok(rb.filled().len()))
+        })
+    }
+
+    /// Writes as much of the queue as the transport takes now; never waits.
+    fn poll_write_some(&mut self, cx: &mut Context<'_>) -> io::Result<()> {
+        match self.poll_write_all(cx) {
+            Poll::Ready(r) => r,
+            Poll::Pending => Ok(()),
+        }
+    }
+
+    /// Writes the whole queue and flushes the transport.
+    fn poll_write_all(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let out = self.conn.outgoing();
+        while out.has_remaining() {
+            let mut slices = [IoSlice::new(&[]); 64];
+            let n = out.chunks_vectored(&mut slices);
+            let written = ready!(Pin::new(&mut self.io).poll_write_vectored(cx, &slices[..n]))?;
+            if written == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            out.advance(written);
+        }
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    /// Polls until everything queued is written; see [`WebSocket::flush`].
+    pub fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        if self.phase == Phase::Done {
+            return Poll::Ready(if self.conn.buffered_amount() == 0 { Ok(()) } else { Err(Error::Closed) });
+        }
+        match ready!(self.poll_write_all(cx)) {
+            Ok(()) => Poll::Ready(Ok(())),
+            Err(e) => {
+                let kind = e.kind();
+                self.fail_io(e);
+                Poll::Ready(Err(Error::Io(kind.into())))
+            }
+        }
+    }
+}
+
+fn with_scratch<R>(f: impl FnOnce(&mut [u8]) -> R) -> R {
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buf) => f(&mut buf),
+        // Only if a read is polled from inside another on the same thread: use a private buffer.
+        Err(_) => f(&mut vec![0; SCRATCH_SIZE]),
+    })
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Stream for WebSocket<S> {
+    type Item = Result<Message>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.get_mut().poll_recv(cx)
+    }
+}

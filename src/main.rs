@@ -1,0 +1,128 @@
+//! The `duplex` command line.
+
+mod connect;
+mod echo;
+mod serve;
+
+use std::net::IpAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+/// Exit codes, as documented in `--help`.
+mod exit {
+    /// The command finished normally (for `connect`: the connection closed with 1000 or 1001).
+    pub const OK: u8 = 0;
+    /// The command failed: could not bind, connect, or complete the handshake.
+    pub const FAILURE: u8 = 1;
+    /// Bad usage (clap's own code).
+    #[allow(dead_code)]
+    pub const USAGE: u8 = 2;
+    /// `connect`: the connection ended abnormally or with a close code other than 1000/1001.
+    pub const ABNORMAL_CLOSE: u8 = 3;
+}
+
+const AFTER_HELP: &str = "\
+Exit status:
+  0  finished normally (connect: the connection closed with 1000 or 1001)
+  1  failed: could not bind, connect or complete the handshake
+  2  bad usage
+  3  connect: the connection closed abnormally or with another close code
+
+Logs go to stderr (filter with RUST_LOG, e.g. RUST_LOG=debug); data goes to stdout.";
+
+/// duplex: a WebSocket toolkit — server, client and load tools for RFC 6455.
+#[derive(Parser, Debug)]
+#[command(name = "duplex", version, about, after_help = AFTER_HELP)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Serve the demo: a page at / and, for every WebSocket connection, timed pushes of
+    /// `Message <n>` and a log of what it sends.
+    #[command(after_help = AFTER_HELP)]
+    Serve(serve::Args),
+    /// Echo every message back unchanged (for conformance tests and benchmarks).
+    #[command(after_help = AFTER_HELP)]
+    Echo(echo::Args),
+    /// Connect to a WebSocket URL: print what arrives, send each line of stdin.
+    #[command(after_help = AFTER_HELP)]
+    Connect(connect::Args),
+}
+
+/// Where a server listens.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Listen {
+    /// Address to bind; use 0.0.0.0 or :: to accept connections from other machines.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub bind: IpAddr,
+}
+
+/// Parses `5s`, `500ms`, `2m`, `1.5s` or a bare number of seconds; `0` means off.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = match s.find(|c: char| !(c.is_ascii_digit() || c == '.')) {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let n: f64 = num.parse().map_err(|_| format!("{s:?} is not a duration like 5s, 500ms or 2m"))?;
+    let secs = match unit.trim() {
+        "ms" => n / 1000.0,
+        "s" | "sec" => n,
+        "m" | "min" => n * 60.0,
+        "h" => n * 3600.0,
+        u => return Err(format!("unknown unit {u:?} in {s:?}: use ms, s, m or h")),
+    };
+    if !secs.is_finite() || secs < 0.0 {
+        return Err(format!("{s:?} is not a valid duration"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("duplex: cannot start the runtime: {e}");
+            return ExitCode::from(exit::FAILURE);
+        }
+    };
+    let code = runtime.block_on(async {
+        match cli.command {
+            Command::Serve(args) => serve::run(args).await,
+            Command::Echo(args) => echo::run(args).await,
+            Command::Connect(args) => connect::run(args).await,
+        }
+    });
+    // stdin readers may still be blocked in a thread: do not wait for them.
+    runtime.shutdown_background();
+    ExitCode::from(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("5y").is_err());
+    }
+}

@@ -1,0 +1,126 @@
+//! `duplex serve`: the reference scenario. A page at `/`; every WebSocket connection is logged
+//! (opened, each message received, closed) and receives `Message <n>` every interval until it
+//! closes.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use duplex::{Config, Message, Server, WebSocket};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use crate::{exit, parse_duration, Listen};
+
+/// The demo page, embedded in the binary.
+const INDEX_HTML: &str = include_str!("../web/index.html");
+
+/// Options of `duplex serve`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// TCP port to listen on.
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
+    #[command(flatten)]
+    listen: Listen,
+    /// Time between pushes of `Message <n>` to each connection (`5s`, `500ms`); `0` turns them off.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    interval: Duration,
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+pub async fn run(args: Args) -> u8 {
+    let server = match Server::bind((args.listen.bind, args.port)).await {
+        Ok(s) => s.with_config(Config::default()),
+        Err(e) => {
+            tracing::error!("cannot listen on {}:{}: {e}", args.listen.bind, args.port);
+            return exit::FAILURE;
+        }
+    };
+    let addr = server.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    tracing::info!("listening on ws://{addr} (page at http://{addr}/)");
+    let interval = args.interval;
+    let served = server
+        .serve(move |incoming| async move {
+            let peer = incoming.peer_addr();
+            let req = match incoming.request().await {
+                Ok(r) => r,
+                Err(e) => return tracing::debug!(%peer, "bad request: {e}"),
+            };
+            if !req.is_websocket() {
+                let path = req.request().path().to_owned();
+                let method = req.request().method.clone();
+                let _ = match (method.as_str(), path.as_str()) {
+                    ("GET" | "HEAD", "/" | "/index.html") => {
+                        let headers = [
+                            ("Content-Type".to_owned(), "text/html; charset=utf-8".to_owned()),
+                            ("Cache-Control".to_owned(), "no-cache".to_owned()),
+                        ];
+                        let body = if method == "HEAD" { &b""[..] } else { INDEX_HTML.as_bytes() };
+                        req.respond(200, &headers, body).await
+                    }
+                    _ => req.reject(404, "not found: the page is at / and WebSockets connect to any path\n").await,
+                };
+                return;
+            }
+            let path = req.request().target.clone();
+            match req.accept().await {
+                Ok(ws) => {
+                    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!("#{id} opened from {peer} ({path})");
+                    session(id, ws, interval).await;
+                }
+                Err(e) => tracing::info!(%peer, "handshake failed: {e}"),
+            }
+        })
+        .await;
+    match served {
+        Ok(()) => exit::OK,
+        Err(e) => {
+            tracing::error!("accept failed: {e}");
+            exit::FAILURE
+        }
+    }
+}
+
+/// One connection: log what it sends, push on a timer, log how it closed.
+async fn session<S: AsyncRead + AsyncWrite + Unpin>(id: u64, mut ws: WebSocket<S>, interval: Duration) {
+    let mut ticker = (!interval.is_zero()).then(|| {
+        let mut t = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        t
+    });
+    let mut error = None;
+    loop {
+        tokio::select! {
+            msg = ws.recv() => match msg {
+                Some(Ok(m)) => log_message(id, &m),
+                Some(Err(e)) => { error = Some(e); break }
+                None => break,
+            },
+            _ = async { ticker.as_mut().expect("guarded").tick().await }, if ticker.is_some() => {
+                let n: u32 = rand::random_range(0..1_000_000);
+                if let Err(e) = ws.send(format!("Message {n}")).await {
+                    error = Some(e);
+                    break;
+                }
+            }
+        }
+    }
+    match (ws.close_frame(), error) {
+        (Some(Some(f)), _) => tracing::info!("#{id} closed {} {}", f.code, f.reason),
+        (Some(None), _) => tracing::info!("#{id} closed 1005 (no status code)"),
+        (None, Some(e)) => tracing::info!("#{id} closed {} ({e})", e.close_code()),
+        (None, None) => tracing::info!("#{id} closed 1006 (connection lost)"),
+    }
+}
+
+fn log_message(id: u64, m: &Message) {
+    match m {
+        Message::Text(t) => tracing::info!("#{id} received message {t}"),
+        Message::Binary(b) => {
+            let prefix: String = b.iter().take(16).map(|x| format!("{x:02x}")).collect();
+            let more = if b.len() > 16 { "…" } else { "" };
+            tracing::info!("#{id} received binary message ({} bytes) {prefix}{more}", b.len());
+        }
+    }
+}
