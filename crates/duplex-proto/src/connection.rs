@@ -308,7 +308,7 @@ impl Connection {
                         return Err(Violation::MessageTooBig { size: m.size, limit: self.config.max_message_size });
                     }
                     if !self.config.streaming {
-                        m.data.reserve(h.payload_len as usize);
+                        m.data.reserve(initial_reservation(h.payload_len));
                     }
                 }
                 (_, Some(_)) => return Err(Violation::ExpectedContinuation),
@@ -321,7 +321,7 @@ impl Connection {
                     }
                     let kind = if op == Opcode::Text { MessageKind::Text } else { MessageKind::Binary };
                     let data =
-                        if self.config.streaming { Vec::new() } else { Vec::with_capacity(h.payload_len as usize) };
+                        if self.config.streaming { Vec::new() } else { Vec::with_capacity(initial_reservation(h.payload_len)) };
                     self.message =
                         Some(Incoming { kind, data, size: h.payload_len, first: true, utf8: Utf8Validator::default() });
                 }
@@ -469,7 +469,7 @@ impl Connection {
                 match close::parse_payload(&payload) {
                     Ok(frame) => {
                         self.decoder = Decoder::Done;
-                        // Fix: a close frame may arrive inside a fragmented message (§5.4); its
+                        // a close frame may arrive inside a fragmented message (§5.4); its
                         // unfinished payload can never complete, so release it now rather than
                         // holding it until the connection is dropped.
                         self.message = None;
@@ -499,7 +499,7 @@ impl Connection {
     pub fn next_event(&mut self) -> Result<Option<Event>, ProtocolError> {
         match self.events.pop_front() {
             None => {
-                // Fix: `VecDeque` keeps its capacity when emptied; give it back once the queue
+                // `VecDeque` keeps its capacity when emptied; give it back once the queue
                 // has been drained, so an idle connection holds no heap (see `heap_size`).
                 if self.events.capacity() != 0 {
                     self.events = VecDeque::new();
@@ -514,7 +514,7 @@ impl Connection {
                 }
                 self.state = State::Closed;
                 self.failure = Some(e.clone());
-                self.events = VecDeque::new(); // Fix: `clear()` kept the capacity.
+                self.events = VecDeque::new(); // `clear()` kept the capacity.
                 Err(e)
             }
             Some(Pending::Event(event)) => {
@@ -569,7 +569,7 @@ impl Connection {
     /// Queues one frame of a fragmented message: `first` starts it with `kind`, `last` ends it.
     /// A message sent this way may be larger than anything held in memory at once.
     pub fn send_fragment(&mut self, kind: MessageKind, data: &[u8], first: bool, last: bool) -> Result<(), SendError> {
-        // Fix: after a close frame nothing may be sent; say so (`Closed`), not `FragmentOrder`,
+        // after a close frame nothing may be sent; say so (`Closed`), not `FragmentOrder`,
         // even if the close interrupted a fragmented message.
         if self.close_sent.is_some() {
             return Err(SendError::Closed);
@@ -651,7 +651,7 @@ impl Connection {
     }
 
     fn send_frame(&mut self, opcode: Opcode, fin: bool, payload: Payload<'_>) -> Result<(), SendError> {
-        // Fix: `Closed` takes precedence over `FragmentOrder` (see `send_fragment`).
+        // `Closed` takes precedence over `FragmentOrder` (see `send_fragment`).
         if self.close_sent.is_some() {
             return Err(SendError::Closed);
         }
@@ -699,6 +699,13 @@ impl Connection {
             (None, p) => self.out.copy_from(p.as_slice()),
         }
     }
+}
+
+/// How much to reserve for a frame's payload before its bytes arrive: all of it for frames up to
+/// 1 MiB (one allocation, no regrowth), then 1 MiB and growth as bytes actually arrive, so a peer
+/// that sends only headers announcing large frames cannot make us reserve their declared sizes.
+fn initial_reservation(payload_len: u64) -> usize {
+    payload_len.min(1 << 20) as usize
 }
 
 /// A payload to send: borrowed (copied into the queue) or owned (queued without a copy if large).
