@@ -1,8 +1,8 @@
 //! `duplex echo`: every message back unchanged.
 
-use duplex::{Config, Server};
 
-use crate::{exit, Listen};
+use crate::exit;
+use crate::server_args::ServerOptions;
 
 /// Options of `duplex echo`.
 #[derive(clap::Args, Debug)]
@@ -11,20 +11,12 @@ pub struct Args {
     #[arg(long, default_value_t = 9001)]
     port: u16,
     #[command(flatten)]
-    listen: Listen,
-    /// Largest message accepted, in bytes (larger ones are refused with close 1009).
-    #[arg(long, default_value_t = Config::default().protocol.max_message_size)]
-    max_message_size: usize,
+    server: ServerOptions,
 }
 
 pub async fn run(args: Args) -> u8 {
-    let config = Config::default().max_message_size(args.max_message_size);
-    let server = match Server::bind((args.listen.bind, args.port)).await {
-        Ok(s) => s.with_config(config),
-        Err(e) => {
-            tracing::error!("cannot listen on {}:{}: {e}", args.listen.bind, args.port);
-            return exit::FAILURE;
-        }
+    let Some(server) = args.server.bind(args.port).await else {
+        return exit::FAILURE;
     };
     let addr = server.local_addr().map(|a| a.to_string()).unwrap_or_default();
     tracing::info!("echo server listening on ws://{addr}");

@@ -3,8 +3,8 @@
 mod connect;
 mod echo;
 mod serve;
+mod server_args;
 
-use std::net::IpAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -52,14 +52,6 @@ enum Command {
     /// Connect to a WebSocket URL: print what arrives, send each line of stdin.
     #[command(after_help = AFTER_HELP)]
     Connect(connect::Args),
-}
-
-/// Where a server listens.
-#[derive(clap::Args, Debug, Clone)]
-pub struct Listen {
-    /// Address to bind; use 0.0.0.0 or :: to accept connections from other machines.
-    #[arg(long, default_value = "127.0.0.1")]
-    pub bind: IpAddr,
 }
 
 /// Parses `5s`, `500ms`, `2m`, `1.5s` or a bare number of seconds; `0` means off.

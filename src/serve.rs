@@ -5,10 +5,11 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use duplex::{Config, Message, Server, WebSocket};
+use duplex::{Message, WebSocket};
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::{exit, parse_duration, Listen};
+use crate::server_args::ServerOptions;
+use crate::{exit, parse_duration};
 
 /// The demo page, embedded in the binary.
 const INDEX_HTML: &str = include_str!("../web/index.html");
@@ -20,7 +21,7 @@ pub struct Args {
     #[arg(long, default_value_t = 8080)]
     port: u16,
     #[command(flatten)]
-    listen: Listen,
+    server: ServerOptions,
     /// Time between pushes of `Message <n>` to each connection (`5s`, `500ms`); `0` turns them off.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     interval: Duration,
@@ -29,12 +30,8 @@ pub struct Args {
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 pub async fn run(args: Args) -> u8 {
-    let server = match Server::bind((args.listen.bind, args.port)).await {
-        Ok(s) => s.with_config(Config::default()),
-        Err(e) => {
-            tracing::error!("cannot listen on {}:{}: {e}", args.listen.bind, args.port);
-            return exit::FAILURE;
-        }
+    let Some(server) = args.server.bind(args.port).await else {
+        return exit::FAILURE;
     };
     let addr = server.local_addr().map(|a| a.to_string()).unwrap_or_default();
     tracing::info!("listening on ws://{addr} (page at http://{addr}/)");
