@@ -1,0 +1,561 @@
+//! Interop: the `duplex` binary against independent WebSocket implementations.
+//!
+//! - `duplex echo` is checked by the echo clients of python-websockets and Node `ws`;
+//! - `duplex connect` is checked against the echo servers of the same two libraries;
+//! - `duplex serve` is checked by Debian's Chromium driving its page (playwright-core).
+//!
+//! The peers live in `tests/peers/` and are installed by `.ci/run` (see `docs/testing.md`). A test
+//! whose peer is missing prints `SKIP <test>: ...` and passes, except under `CI=true`, where a skip
+//! is a failure. `DUPLEX_BIN=path` tests another build of the binary (e.g. `target/release/duplex`).
+//!
+//! Every process is started in its own process group and ended (SIGTERM, then SIGKILL) when its
+//! guard drops, and every wait has a deadline, so a hung peer fails the test instead of hanging it.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// How long a server may take to start listening.
+const STARTUP: Duration = Duration::from_secs(30);
+/// How long a peer program may run (the peers give up on their own after 60 s).
+const PEER_RUN: Duration = Duration::from_secs(120);
+/// How long to wait for one echoed line, or for a log line to show up.
+const SHORT: Duration = Duration::from_secs(10);
+
+// ---------------------------------------------------------------------------------------------
+// What a test needs, and the skip rule
+
+/// Something outside cargo that a test needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Need {
+    /// `python3` with `websockets` >= 14 (the asyncio API).
+    PythonWebsockets,
+    /// `node` and `tests/peers/node/node_modules` (ws, playwright-core).
+    NodePeers,
+    /// Debian's Chromium at /usr/bin/chromium (or $CHROMIUM).
+    Chromium,
+}
+
+impl Need {
+    /// What is missing, or None when this need is met. Checked once per process.
+    fn missing(self) -> Option<String> {
+        static PY: OnceLock<Option<String>> = OnceLock::new();
+        static NODE: OnceLock<Option<String>> = OnceLock::new();
+        static CHROMIUM: OnceLock<Option<String>> = OnceLock::new();
+        match self {
+            Need::PythonWebsockets => PY
+                .get_or_init(|| {
+                    let ok = Command::new("python3")
+                        .args(["-c", "import websockets.asyncio.client, websockets.asyncio.server"])
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::null())
+                        .status()
+                        .is_ok_and(|s| s.success());
+                    (!ok).then(|| "python3 cannot import `websockets` (>= 14)".to_string())
+                })
+                .clone(),
+            Need::NodePeers => NODE
+                .get_or_init(|| {
+                    let node = Command::new("node")
+                        .arg("--version")
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::null())
+                        .status()
+                        .is_ok_and(|s| s.success());
+                    let modules = node_dir().join("node_modules");
+                    if !node {
+                        Some("no `node` on PATH".to_string())
+                    } else if !modules.join("ws").is_dir() || !modules.join("playwright-core").is_dir() {
+                        Some(format!("no {} (npm ci there)", modules.display()))
+                    } else {
+                        None
+                    }
+                })
+                .clone(),
+            Need::Chromium => CHROMIUM
+                .get_or_init(|| {
+                    let path = chromium_path();
+                    (!path.is_file()).then(|| format!("no {} (apt-get install chromium)", path.display()))
+                })
+                .clone(),
+        }
+    }
+}
+
+/// The skip rule: true when everything `test` needs is present. Otherwise prints
+/// `SKIP <test>: <what is missing> (...)` to stderr and returns false, or, under `CI=true`,
+/// panics: in CI a skipped interop test is a failure.
+fn can_run(test: &str, needs: &[Need]) -> bool {
+    let missing: Vec<String> = needs.iter().filter_map(|n| n.missing()).collect();
+    if missing.is_empty() {
+        return true;
+    }
+    let line = format!("SKIP {test}: {} (run .ci/run or see docs/testing.md)", missing.join("; "));
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("{line}; CI=true, so a skip is a failure");
+    }
+    // Straight to the process's stderr: the test harness captures eprintln! of passing tests,
+    // and a skip must be seen.
+    let _ = writeln!(std::io::stderr(), "{line}");
+    false
+}
+
+// ---------------------------------------------------------------------------------------------
+// Paths and commands
+
+fn repo_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn peers_dir() -> PathBuf {
+    repo_root().join("tests").join("peers")
+}
+
+fn node_dir() -> PathBuf {
+    peers_dir().join("node")
+}
+
+fn chromium_path() -> PathBuf {
+    std::env::var_os("CHROMIUM").map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from)
+}
+
+/// The binary under test: cargo's build of `duplex`, or $DUPLEX_BIN.
+fn duplex(args: &[&str]) -> Command {
+    let bin = std::env::var_os("DUPLEX_BIN").map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_duplex")), PathBuf::from);
+    let mut cmd = Command::new(bin);
+    cmd.args(args)
+        // The binary's own default log filter, and plain text: the tests read its log lines.
+        .env_remove("RUST_LOG")
+        .env("NO_COLOR", "1");
+    cmd
+}
+
+fn python(script: &str) -> Command {
+    let mut cmd = Command::new("python3");
+    cmd.arg(peers_dir().join("python").join(script)).env("PYTHONUNBUFFERED", "1").env("PYTHONIOENCODING", "utf-8");
+    cmd
+}
+
+fn node(script: &str) -> Command {
+    let mut cmd = Command::new("node");
+    cmd.arg(node_dir().join(script)).current_dir(node_dir());
+    cmd
+}
+
+/// A loopback port that nothing listens on, and that no other test of this process was given.
+fn free_port() -> u16 {
+    static GIVEN: Mutex<Vec<u16>> = Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let port =
+            TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).and_then(|l| l.local_addr()).expect("bind 127.0.0.1:0").port();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A spawned process, ended when dropped
+
+/// A child process with its output collected by two reader threads. Dropping it ends its whole
+/// process group (SIGTERM, then SIGKILL after 3 s).
+struct Proc {
+    name: String,
+    child: Child,
+    stdin: Option<ChildStdin>,
+    /// stdout, line by line, as it arrives.
+    stdout_lines: Receiver<String>,
+    stdout: Arc<Mutex<String>>,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Proc {
+    fn spawn(name: &str, cmd: &mut Command) -> Proc {
+        Self::spawn_with(name, cmd, false)
+    }
+
+    fn spawn_with(name: &str, cmd: &mut Command, piped_stdin: bool) -> Proc {
+        cmd.stdin(if piped_stdin { Stdio::piped() } else { Stdio::null() })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            // Its own group, so that ending it also ends what it started (Chromium).
+            .process_group(0);
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("{name}: could not start {cmd:?}: {e}"));
+        let stdout = Arc::new(Mutex::new(String::new()));
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let (tx, stdout_lines) = mpsc::channel();
+        collect(child.stdout.take().expect("piped stdout"), stdout.clone(), Some(tx));
+        collect(child.stderr.take().expect("piped stderr"), stderr.clone(), None);
+        Proc { name: name.to_string(), stdin: child.stdin.take(), child, stdout_lines, stdout, stderr }
+    }
+
+    fn stderr(&self) -> String {
+        self.stderr.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn stdout(&self) -> String {
+        self.stdout.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// "still running" or how it exited, for a failure message.
+    fn state(&mut self) -> String {
+        match self.child.try_wait() {
+            Ok(Some(status)) => format!("it exited: {status}"),
+            Ok(None) => "it is still running".to_string(),
+            Err(e) => format!("wait failed: {e}"),
+        }
+    }
+
+    /// Everything it printed, for a failure message.
+    fn output(&self) -> String {
+        format!(
+            "---- {} stdout ----\n{}\n---- {} stderr ----\n{}",
+            self.name,
+            self.stdout().trim_end(),
+            self.name,
+            self.stderr().trim_end()
+        )
+    }
+
+    /// Waits until something accepts TCP connections on 127.0.0.1:`port`.
+    fn wait_listening(&mut self, port: u16) {
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        let deadline = Instant::now() + STARTUP;
+        loop {
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                return;
+            }
+            self.fail_if_exited(&format!("before listening on {addr}"));
+            if Instant::now() >= deadline {
+                panic!("{} did not listen on {addr} within {STARTUP:?}\n{}", self.name, self.output());
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits for the stdout line `line` (the peers' servers print `ready`).
+    fn wait_stdout_line(&mut self, line: &str) {
+        let deadline = Instant::now() + STARTUP;
+        loop {
+            match self.next_stdout_line(deadline) {
+                Some(l) if l == line => return,
+                Some(_) => {}
+                None => {
+                    let state = self.state();
+                    panic!("{} did not print {line:?} within {STARTUP:?} ({state})\n{}", self.name, self.output())
+                }
+            }
+        }
+    }
+
+    /// The next line on stdout, or None at EOF or at the deadline.
+    fn next_stdout_line(&mut self, deadline: Instant) -> Option<String> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        self.stdout_lines.recv_timeout(left).ok()
+    }
+
+    /// The lines left on stdout until EOF (at most 2 s more), once the process has exited.
+    fn rest_of_stdout(&mut self) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        std::iter::from_fn(|| self.next_stdout_line(deadline)).collect()
+    }
+
+    /// Waits for it to exit; past `timeout` it is killed and the test fails.
+    fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => {
+                    // Let the reader threads take in the last of the output.
+                    thread::sleep(Duration::from_millis(100));
+                    return status;
+                }
+                Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(50)),
+                Ok(None) => {
+                    self.end();
+                    panic!("{} did not finish within {timeout:?}; killed\n{}", self.name, self.output());
+                }
+                Err(e) => panic!("{}: wait failed: {e}", self.name),
+            }
+        }
+    }
+
+    /// Waits until stderr has a line for which `wanted` holds; returns whether one came.
+    fn wait_stderr_line(&self, timeout: Duration, wanted: impl Fn(&str) -> bool) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.stderr().lines().any(|l| wanted(&strip_ansi(l))) {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn fail_if_exited(&mut self, when: &str) {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            thread::sleep(Duration::from_millis(100));
+            panic!("{} exited ({status}) {when}\n{}", self.name, self.output());
+        }
+    }
+
+    /// Ends the process group: SIGTERM, up to 3 s to exit, then SIGKILL.
+    fn end(&mut self) {
+        self.stdin = None;
+        let pid = self.child.id();
+        if self.child.try_wait().ok().flatten().is_none() {
+            signal_group(pid, SIGTERM);
+            let deadline = Instant::now() + Duration::from_secs(3);
+            while self.child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+                thread::sleep(Duration::from_millis(20));
+            }
+        }
+        // Also whatever it started that outlived it (the group outlives its leader).
+        signal_group(pid, SIGKILL);
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.end();
+    }
+}
+
+/// Reads `from` to EOF into `into`, also sending each line to `lines`.
+fn collect(from: impl Read + Send + 'static, into: Arc<Mutex<String>>, lines: Option<mpsc::Sender<String>>) {
+    thread::spawn(move || {
+        let mut reader = BufReader::new(from);
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            match reader.read_until(b'\n', &mut buf) {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {
+                    let text = String::from_utf8_lossy(&buf).into_owned();
+                    into.lock().unwrap_or_else(|e| e.into_inner()).push_str(&text);
+                    if let Some(tx) = &lines {
+                        let line = text.strip_suffix('\n').unwrap_or(&text).to_string();
+                        let _ = tx.send(line);
+                    }
+                }
+            }
+        }
+    });
+}
+
+const SIGTERM: i32 = 15;
+const SIGKILL: i32 = 9;
+
+/// Sends `signal` to the process group led by `pid` (each child is spawned with
+/// `process_group(0)`, so its group id is its pid).
+fn signal_group(pid: u32, signal: i32) {
+    extern "C" {
+        fn kill(pid: i32, sig: i32) -> i32;
+    }
+    let Ok(pgid) = i32::try_from(pid) else { return };
+    if pgid > 1 {
+        // SAFETY: kill(2) takes plain integers and touches no memory of ours; a negative pid
+        // names the process group created for this child, so only its processes are signalled.
+        unsafe {
+            kill(-pgid, signal);
+        }
+    }
+}
+
+/// The text of a log line without ANSI colour sequences (ESC '[' ... final byte).
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' && chars.peek() == Some(&'[') {
+            chars.next();
+            for c in chars.by_ref() {
+                if ('@'..='~').contains(&c) {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// duplex echo, checked by other libraries' clients
+
+/// Starts `duplex echo` on a free port; returns it and its URL.
+fn start_duplex_echo() -> (Proc, String) {
+    let port = free_port();
+    let p = port.to_string();
+    let mut server = Proc::spawn("duplex echo", &mut duplex(&["echo", "--port", &p, "--bind", "127.0.0.1"]));
+    server.wait_listening(port);
+    (server, format!("ws://127.0.0.1:{port}/"))
+}
+
+/// Runs a peer client to completion and fails the test unless it exits 0.
+fn run_client(name: &str, mut cmd: Command, server: &Proc) {
+    let mut client = Proc::spawn(name, &mut cmd);
+    let status = client.wait_exit(PEER_RUN);
+    assert!(status.success(), "{name} failed ({status})\n{}\n{}", client.output(), server.output());
+    eprintln!("{name}: {}", client.stdout().trim_end());
+}
+
+#[test]
+fn echo_server_with_python_websockets_client() {
+    if !can_run("echo_server_with_python_websockets_client", &[Need::PythonWebsockets]) {
+        return;
+    }
+    let (server, url) = start_duplex_echo();
+    let mut cmd = python("echo_client.py");
+    cmd.arg(&url);
+    run_client("python echo_client.py", cmd, &server);
+}
+
+#[test]
+fn echo_server_with_node_ws_client() {
+    if !can_run("echo_server_with_node_ws_client", &[Need::NodePeers]) {
+        return;
+    }
+    let (server, url) = start_duplex_echo();
+    let mut cmd = node("echo_client.js");
+    cmd.arg(&url);
+    run_client("node echo_client.js", cmd, &server);
+}
+
+// ---------------------------------------------------------------------------------------------
+// duplex connect, checked against other libraries' servers
+
+/// Runs `duplex connect` against the echo server `server_cmd PORT`: writes two lines, expects
+/// exactly them back on stdout, then closes stdin and expects a normal close and exit 0.
+fn connect_to_echo_server(server_name: &str, mut server_cmd: Command) {
+    let port = free_port();
+    server_cmd.arg(port.to_string());
+    let mut server = Proc::spawn(server_name, &mut server_cmd);
+    server.wait_stdout_line("ready");
+
+    let url = format!("ws://127.0.0.1:{port}");
+    let mut client = Proc::spawn_with("duplex connect", &mut duplex(&["connect", &url]), true);
+    let lines = ["hello", "héllo 🌍"];
+    {
+        let stdin = client.stdin.as_mut().expect("piped stdin");
+        // A write error means the client already exited; the checks below say why.
+        let _ = stdin.write_all(lines.map(|l| format!("{l}\n")).concat().as_bytes());
+        let _ = stdin.flush();
+    }
+    // Wait for both echoes before ending stdin: an echo server may drop messages it has not
+    // answered yet when the close arrives.
+    let deadline = Instant::now() + SHORT;
+    for expected in lines {
+        match client.next_stdout_line(deadline) {
+            Some(got) => assert_eq!(
+                got,
+                expected,
+                "duplex connect printed {got:?}, expected {expected:?}\n{}\n{}",
+                client.output(),
+                server.output()
+            ),
+            None => panic!(
+                "duplex connect did not print {expected:?} within {SHORT:?} ({})\n{}\n{}",
+                client.state(),
+                client.output(),
+                server.output()
+            ),
+        }
+    }
+
+    client.stdin = None; // EOF: send close 1000, wait for the server's close, exit.
+    let status = client.wait_exit(SHORT);
+    let extra = client.rest_of_stdout();
+    assert!(extra.is_empty(), "duplex connect printed more than the echoes: {extra:?}\n{}", client.output());
+    assert!(
+        status.success(),
+        "duplex connect exited {status} after a normal close\n{}\n{}",
+        client.output(),
+        server.output()
+    );
+    // The peer logs `closed ... 1000 ...` for the close it received from duplex.
+    assert!(
+        server.wait_stderr_line(SHORT, |l| l.contains("closed") && l.contains(" 1000 ")),
+        "{server_name} did not see a close with code 1000\n{}\n{}",
+        server.output(),
+        client.output()
+    );
+}
+
+#[test]
+fn connect_to_python_websockets_server() {
+    if !can_run("connect_to_python_websockets_server", &[Need::PythonWebsockets]) {
+        return;
+    }
+    connect_to_echo_server("python echo_server.py", python("echo_server.py"));
+}
+
+#[test]
+fn connect_to_node_ws_server() {
+    if !can_run("connect_to_node_ws_server", &[Need::NodePeers]) {
+        return;
+    }
+    connect_to_echo_server("node echo_server.js", node("echo_server.js"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// duplex serve, checked by a browser
+
+#[test]
+fn serve_page_in_chromium() {
+    if !can_run("serve_page_in_chromium", &[Need::NodePeers, Need::Chromium]) {
+        return;
+    }
+    let port = free_port();
+    let p = port.to_string();
+    let mut server = Proc::spawn(
+        "duplex serve",
+        &mut duplex(&["serve", "--port", &p, "--bind", "127.0.0.1", "--interval", "300ms"]),
+    );
+    server.wait_listening(port);
+
+    let shot = repo_root().join("target").join("interop").join("serve.png");
+    let mut cmd = node("browser_serve.js");
+    cmd.arg(format!("http://127.0.0.1:{port}/")).arg(&shot).args(["--timeout", "75"]).env("CHROMIUM", chromium_path());
+    let mut browser = Proc::spawn("browser_serve.js", &mut cmd);
+    let status = browser.wait_exit(PEER_RUN);
+    assert!(
+        status.success(),
+        "browser_serve.js failed ({status}); screenshot (if any) at {}\n{}\n{}",
+        shot.display(),
+        browser.output(),
+        server.output()
+    );
+
+    for (what, wanted) in [
+        ("the message typed into the page", "received message hello from chromium"),
+        ("the message sent from the console snippet", "received message hello from the console"),
+    ] {
+        assert!(
+            server.wait_stderr_line(SHORT, |l| l.contains(wanted)),
+            "duplex serve did not log {wanted:?} ({what})\n{}\n{}",
+            server.output(),
+            browser.output()
+        );
+    }
+    assert!(
+        server.wait_stderr_line(SHORT, |l| l.contains("closed 1000") && l.contains("bye")),
+        "duplex serve did not log `closed 1000 bye` for the page's close button\n{}\n{}",
+        server.output(),
+        browser.output()
+    );
+    eprintln!("serve_page_in_chromium: screenshot at {}", shot.display());
+}
