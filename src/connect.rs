@@ -1,7 +1,7 @@
 //! `duplex connect`: an interactive client. Received messages go to stdout, one per line; each line
 //! of stdin is sent. At the end of stdin the connection is closed with 1000.
 
-use duplex::{Client, CloseCode, CloseFrame, Message};
+use duplex::{Client, CloseCode, CloseFrame, Config, Message};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 use crate::exit;
@@ -9,7 +9,7 @@ use crate::exit;
 /// Options of `duplex connect`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// The URL: ws://host[:port]/path
+    /// The URL: ws://host[:port]/path, or wss:// for TLS
     url: String,
     /// A request header, `Name: value` (repeatable).
     #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
@@ -20,10 +20,27 @@ pub struct Args {
     /// Send stdin lines as binary messages, and write received binary messages raw to stdout.
     #[arg(long)]
     binary: bool,
+    /// Do not offer permessage-deflate (RFC 7692 compression), which is offered by default.
+    #[arg(long)]
+    no_deflate: bool,
+    /// wss://: also trust the CA certificates in this PEM file (repeatable), e.g. the one
+    /// `duplex serve --tls-self-signed` writes.
+    #[arg(long = "ca", value_name = "PEM", help_heading = "TLS")]
+    ca_files: Vec<std::path::PathBuf>,
+    /// wss://: present this client certificate (PEM chain) to servers that require one; needs --key.
+    #[arg(long, value_name = "PEM", requires = "key", help_heading = "TLS")]
+    cert: Option<std::path::PathBuf>,
+    /// The private key of --cert (PEM).
+    #[arg(long, value_name = "PEM", requires = "cert", help_heading = "TLS")]
+    key: Option<std::path::PathBuf>,
+    /// wss://: do not verify the server's certificate. For development only: the connection can be
+    /// intercepted. Logs a warning.
+    #[arg(long, help_heading = "TLS")]
+    insecure: bool,
 }
 
 pub async fn run(args: Args) -> u8 {
-    let mut client = Client::new();
+    let mut client = if args.no_deflate { Client::new().config(Config::default().no_deflate()) } else { Client::new() };
     for h in &args.headers {
         let Some((name, value)) = h.split_once(':') else {
             tracing::error!("header {h:?} is not `Name: value`");
@@ -34,6 +51,13 @@ pub async fn run(args: Args) -> u8 {
     for p in &args.subprotocols {
         client = client.protocol(p.clone());
     }
+    for ca in &args.ca_files {
+        client = client.ca_file(ca.clone());
+    }
+    if let (Some(cert), Some(key)) = (&args.cert, &args.key) {
+        client = client.client_cert_files(cert.clone(), key.clone());
+    }
+    client = client.danger_accept_invalid_certs(args.insecure);
     let (ws, response) = match client.connect(&args.url).await {
         Ok(c) => c,
         Err(e) => {
@@ -44,6 +68,9 @@ pub async fn run(args: Args) -> u8 {
     match &response.protocol {
         Some(p) => tracing::info!("connected to {} (subprotocol {p})", args.url),
         None => tracing::info!("connected to {}", args.url),
+    }
+    if let Some(d) = &response.deflate {
+        tracing::debug!("compression: {}", d.header_value());
     }
     let (mut rx, mut tx) = ws.split();
     let binary = args.binary;

@@ -1,6 +1,5 @@
 //! `duplex echo`: every message back unchanged.
 
-
 use crate::exit;
 use crate::server_args::ServerOptions;
 
@@ -19,7 +18,7 @@ pub async fn run(args: Args) -> u8 {
         return exit::FAILURE;
     };
     let addr = server.local_addr().map(|a| a.to_string()).unwrap_or_default();
-    tracing::info!("echo server listening on ws://{addr}");
+    tracing::info!("echo server listening on {}://{addr}", args.server.schemes().0);
     let served = server
         .serve(|incoming| async move {
             let peer = incoming.peer_addr();
@@ -28,7 +27,8 @@ pub async fn run(args: Args) -> u8 {
                 Err(e) => return tracing::debug!(%peer, "handshake failed: {e}"),
             };
             if !req.is_websocket() {
-                let _ = req.reject(426, "this is a WebSocket echo server: connect with ws://\n").await;
+                let _ =
+                    req.reject(426, "this is a WebSocket echo server: connect with ws:// (wss:// with TLS)\n").await;
                 return;
             }
             let mut ws = match req.accept().await {

@@ -1,9 +1,11 @@
 //! The `duplex` command line.
 
 mod connect;
+mod console;
 mod echo;
 mod serve;
 mod server_args;
+mod tls_args;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -43,7 +45,8 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Serve the demo: a page at / and, for every WebSocket connection, timed pushes of
-    /// `Message <n>` and a log of what it sends.
+    /// `Message <n>` and a log of what it sends. Lines typed on stdin go to the connections
+    /// (`/help` lists the console commands).
     #[command(after_help = AFTER_HELP)]
     Serve(serve::Args),
     /// Echo every message back unchanged (for conformance tests and benchmarks).
@@ -78,7 +81,14 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 fn init_logging() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+    // Colours only for a terminal: logs piped to a file or a test stay plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi)
+        .with_target(false)
+        .init();
 }
 
 fn main() -> ExitCode {

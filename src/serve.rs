@@ -1,11 +1,10 @@
 //! `duplex serve`: the reference scenario. A page at `/`; every WebSocket connection is logged
 //! (opened, each message received, closed) and receives `Message <n>` every interval until it
-//! closes.
+//! closes. Lines typed on stdin are sent to the connections (see [`crate::console`]).
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use duplex::{Message, WebSocket};
+use duplex::{Connections, Message, WebSocket};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::server_args::ServerOptions;
@@ -27,46 +26,51 @@ pub struct Args {
     interval: Duration,
 }
 
-static NEXT_ID: AtomicU64 = AtomicU64::new(1);
-
 pub async fn run(args: Args) -> u8 {
     let Some(server) = args.server.bind(args.port).await else {
         return exit::FAILURE;
     };
     let addr = server.local_addr().map(|a| a.to_string()).unwrap_or_default();
-    tracing::info!("listening on ws://{addr} (page at http://{addr}/)");
+    let (ws, http) = args.server.schemes();
+    tracing::info!("listening on {ws}://{addr} (page at {http}://{addr}/)");
     let interval = args.interval;
+    let connections = Connections::new();
+    tokio::spawn(crate::console::run(connections.clone()));
     let served = server
-        .serve(move |incoming| async move {
-            let peer = incoming.peer_addr();
-            let req = match incoming.request().await {
-                Ok(r) => r,
-                Err(e) => return tracing::debug!(%peer, "bad request: {e}"),
-            };
-            if !req.is_websocket() {
-                let path = req.request().path().to_owned();
-                let method = req.request().method.clone();
-                let _ = match (method.as_str(), path.as_str()) {
-                    ("GET" | "HEAD", "/" | "/index.html") => {
-                        let headers = [
-                            ("Content-Type".to_owned(), "text/html; charset=utf-8".to_owned()),
-                            ("Cache-Control".to_owned(), "no-cache".to_owned()),
-                        ];
-                        let body = if method == "HEAD" { &b""[..] } else { INDEX_HTML.as_bytes() };
-                        req.respond(200, &headers, body).await
-                    }
-                    _ => req.reject(404, "not found: the page is at / and WebSockets connect to any path\n").await,
+        .serve(move |incoming| {
+            let connections = connections.clone();
+            async move {
+                let peer = incoming.peer_addr();
+                let req = match incoming.request().await {
+                    Ok(r) => r,
+                    Err(e) => return tracing::debug!(%peer, "bad request: {e}"),
                 };
-                return;
-            }
-            let path = req.request().target.clone();
-            match req.accept().await {
-                Ok(ws) => {
-                    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-                    tracing::info!("#{id} opened from {peer} ({path})");
-                    session(id, ws, interval).await;
+                if !req.is_websocket() {
+                    let path = req.request().path().to_owned();
+                    let method = req.request().method.clone();
+                    let _ = match (method.as_str(), path.as_str()) {
+                        ("GET" | "HEAD", "/" | "/index.html") => {
+                            let headers = [
+                                ("Content-Type".to_owned(), "text/html; charset=utf-8".to_owned()),
+                                ("Cache-Control".to_owned(), "no-cache".to_owned()),
+                            ];
+                            let body = if method == "HEAD" { &b""[..] } else { INDEX_HTML.as_bytes() };
+                            req.respond(200, &headers, body).await
+                        }
+                        _ => req.reject(404, "not found: the page is at / and WebSockets connect to any path\n").await,
+                    };
+                    return;
                 }
-                Err(e) => tracing::info!(%peer, "handshake failed: {e}"),
+                let path = req.request().target.clone();
+                match req.accept().await {
+                    Ok(mut ws) => {
+                        let registration = connections.register(&mut ws, peer, path.clone());
+                        let id = registration.id();
+                        tracing::info!("#{id} opened from {peer} ({path})");
+                        session(id, ws, interval).await;
+                    }
+                    Err(e) => tracing::info!(%peer, "handshake failed: {e}"),
+                }
             }
         })
         .await;
@@ -103,9 +107,10 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(id: u64, mut ws: WebSocket<S
             }
         }
     }
-    match (ws.close_frame(), error) {
-        (Some(Some(f)), _) => tracing::info!("#{id} closed {} {}", f.code, f.reason),
-        (Some(None), _) => tracing::info!("#{id} closed 1005 (no status code)"),
+    let by = |us: bool| if us { " (closed by the server)" } else { "" };
+    match (ws.closing_frame(), error) {
+        (Some((Some(f), us)), _) => tracing::info!("#{id} closed {} {}{}", f.code, f.reason, by(us)),
+        (Some((None, us)), _) => tracing::info!("#{id} closed 1005 (no status code){}", by(us)),
         (None, Some(e)) => tracing::info!("#{id} closed {} ({e})", e.close_code()),
         (None, None) => tracing::info!("#{id} closed 1006 (connection lost)"),
     }

@@ -1,5 +1,7 @@
 //! Limits and options of a connection, each with its default and the reason for it.
 
+use crate::deflate::DeflateConfig;
+
 /// The options of one [`Connection`](crate::Connection).
 ///
 /// ```
@@ -33,6 +35,15 @@ pub struct Config {
     /// so several small frames leave in one write; larger ones are queued as they are, without a
     /// copy. Default 4 KiB, a page.
     pub copy_threshold: usize,
+    /// permessage-deflate (RFC 7692): whether the handshake offers or accepts it, the compression
+    /// level, the size below which messages go uncompressed, and the window and context-takeover
+    /// trade-offs between memory per connection and compression ratio. Default on, level 1,
+    /// messages from 64 bytes compressed, 32 KiB windows with context takeover; see
+    /// [`DeflateConfig`] for what each setting costs per connection.
+    ///
+    /// It takes effect only if the handshake negotiated the extension: the connection is then
+    /// built with [`Connection::with_deflate`](crate::Connection::with_deflate).
+    pub deflate: DeflateConfig,
 }
 
 impl Default for Config {
@@ -43,6 +54,7 @@ impl Default for Config {
             auto_pong: true,
             streaming: false,
             copy_threshold: 4096,
+            deflate: DeflateConfig::default(),
         }
     }
 }
@@ -75,6 +87,12 @@ impl Config {
     /// Sets [`Config::copy_threshold`].
     pub fn copy_threshold(mut self, bytes: usize) -> Self {
         self.copy_threshold = bytes;
+        self
+    }
+
+    /// Sets [`Config::deflate`].
+    pub fn deflate(mut self, deflate: DeflateConfig) -> Self {
+        self.deflate = deflate;
         self
     }
 }

@@ -30,8 +30,9 @@ use bytes::{Buf, Bytes};
 
 use crate::close::{self, CloseCode, CloseFrame, ClosePayloadError};
 use crate::config::Config;
+use crate::deflate::{self, Compressor, Decompressor, DeflateParams};
 use crate::error::{ProtocolError, SendError, Violation};
-use crate::frame::{FrameHeader, Opcode, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN};
+use crate::frame::{FrameHeader, Opcode, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN, RSV1};
 use crate::mask;
 use crate::message::{Fragment, Message, MessageKind};
 use crate::outgoing::Outgoing;
@@ -113,6 +114,28 @@ struct Incoming {
     /// Streaming: no piece delivered yet.
     first: bool,
     utf8: Utf8Validator,
+    /// The message is compressed (RSV1 on its first frame): `data` holds inflated bytes.
+    compressed: bool,
+    /// Streaming a compressed message: inflated bytes delivered so far, for the size limit.
+    inflated: usize,
+}
+
+/// permessage-deflate on one connection: the agreed parameters and the two codecs, each
+/// allocated on first use.
+#[derive(Debug)]
+struct DeflateState {
+    params: DeflateParams,
+    compressor: Compressor,
+    decompressor: Decompressor,
+}
+
+/// The largest piece of inflated data delivered at once in streaming mode.
+const STREAM_PIECE: usize = 64 * 1024;
+
+/// The largest compressed message accepted on the wire for a `limit` on its inflated size: a
+/// little more than the limit, since incompressible data grows by a few bytes per 16 KiB block.
+fn compressed_wire_limit(limit: usize) -> u64 {
+    (limit as u64).saturating_add(limit as u64 >> 10).saturating_add(64)
 }
 
 /// One end of a WebSocket connection, without I/O. See the [module docs](self).
@@ -135,11 +158,62 @@ pub struct Connection {
     failure: Option<ProtocolError>,
     /// An outgoing fragmented message is open.
     sending_fragmented: bool,
+    /// permessage-deflate, when negotiated.
+    deflate: Option<DeflateState>,
+    /// Messages of at least this many bytes are compressed: `usize::MAX` without permessage-deflate,
+    /// so the uncompressed path costs one comparison.
+    compress_threshold: usize,
+    /// The outgoing fragmented message is compressed.
+    sending_compressed: bool,
 }
 
 impl Connection {
-    /// A connection in the open state, after the opening handshake.
+    /// A connection in the open state, after the opening handshake, without extensions.
     pub fn new(role: Role, config: Config) -> Self {
+        Self::with_deflate(role, config, None)
+    }
+
+    /// A connection in the open state with the permessage-deflate parameters the handshake
+    /// agreed ([`DeflateConfig::negotiate`](crate::DeflateConfig::negotiate) on a server,
+    /// [`DeflateConfig::accept_response`](crate::DeflateConfig::accept_response) on a client), or
+    /// `None` if it did not.
+    ///
+    /// With them, RSV1 is accepted on the first frame of a message and the message inflated as
+    /// its bytes arrive; messages of at least [`DeflateConfig::min_size`](crate::DeflateConfig::min_size)
+    /// bytes are sent compressed. The compressor and decompressor are allocated on the first
+    /// compressed message of their direction, and freed after each message when that direction
+    /// has no context takeover.
+    ///
+    /// ```
+    /// use duplex_proto::{Config, Connection, DeflateParams, Event, Message, Role};
+    /// let deflate = Some(DeflateParams::default());
+    /// let mut client = Connection::with_deflate(Role::Client, Config::default(), deflate);
+    /// let mut server = Connection::with_deflate(Role::Server, Config::default(), deflate);
+    /// client.send_text(&"hello ".repeat(100)).unwrap();
+    /// let wire = duplex_proto::drain_outgoing(&mut client);
+    /// assert!(wire.len() < 50); // 600 bytes of text, compressed
+    /// server.receive(&wire);
+    /// assert_eq!(server.next_event(), Ok(Some(Event::Message(Message::Text("hello ".repeat(100))))));
+    /// ```
+    pub fn with_deflate(role: Role, config: Config, deflate: Option<DeflateParams>) -> Self {
+        let deflate = deflate.map(|params| {
+            let (own, peer) = match role {
+                Role::Server => (
+                    (params.server_max_window_bits, params.server_no_context_takeover),
+                    (params.client_max_window_bits, params.client_no_context_takeover),
+                ),
+                Role::Client => (
+                    (params.client_max_window_bits, params.client_no_context_takeover),
+                    (params.server_max_window_bits, params.server_no_context_takeover),
+                ),
+            };
+            DeflateState {
+                params,
+                compressor: Compressor::new(config.deflate.level, own.0, own.1),
+                decompressor: Decompressor::new(peer.0, peer.1),
+            }
+        });
+        let compress_threshold = if deflate.is_some() { config.deflate.min_size } else { usize::MAX };
         Connection {
             role,
             state: State::Open,
@@ -153,7 +227,15 @@ impl Connection {
             close_received: None,
             failure: None,
             sending_fragmented: false,
+            deflate,
+            compress_threshold,
+            sending_compressed: false,
         }
+    }
+
+    /// The permessage-deflate parameters in force, if the extension was negotiated.
+    pub fn deflate(&self) -> Option<&DeflateParams> {
+        self.deflate.as_ref().map(|d| &d.params)
     }
 
     /// This end's role.
@@ -213,6 +295,11 @@ impl Connection {
             + self.control.capacity()
             + self.events.capacity() * std::mem::size_of::<Pending>()
             + self.out.len()
+            + self.deflate.as_ref().map_or(0, |d| {
+                let c = if d.compressor.is_allocated() { deflate::compressor_heap_size(d.compressor.window_bits()) } else { 0 };
+                let i = if d.decompressor.is_allocated() { deflate::DECOMPRESSOR_HEAP_SIZE } else { 0 };
+                c + i
+            })
     }
 
     // ---------------------------------------------------------------- receiving
@@ -279,10 +366,16 @@ impl Connection {
 
     /// Checks a new frame's header against the protocol and the connection's state.
     fn start_frame(&mut self, h: FrameHeader) -> Result<(), Violation> {
+        let mut compressed = false;
         if h.rsv != 0 {
-            // RFC 6455 §5.2: nonzero RSV bits without a negotiated extension that defines them.
-            // (permessage-deflate will allow RSV1 on a message's first frame.)
-            return Err(Violation::ReservedBits(h.rsv));
+            // RFC 7692 §6: with permessage-deflate, RSV1 marks the first frame of a compressed
+            // message, and only that frame: on a continuation or control frame it is an error.
+            if h.rsv == RSV1 && self.deflate.is_some() && matches!(h.opcode, Opcode::Text | Opcode::Binary) {
+                compressed = true;
+            } else {
+                // RFC 6455 §5.2: nonzero RSV bits without a negotiated extension that defines them.
+                return Err(Violation::ReservedBits(h.rsv));
+            }
         }
         match (self.role, h.mask.is_some()) {
             (Role::Server, false) => return Err(Violation::UnmaskedClientFrame),
@@ -304,26 +397,50 @@ impl Connection {
                 (Opcode::Continuation, None) => return Err(Violation::UnexpectedContinuation),
                 (Opcode::Continuation, Some(m)) => {
                     m.size += h.payload_len;
-                    if m.size > self.config.max_message_size as u64 {
+                    // A compressed message's inflated size is checked as it is inflated; its wire
+                    // size only needs to be bounded.
+                    let limit = if m.compressed {
+                        compressed_wire_limit(self.config.max_message_size)
+                    } else {
+                        self.config.max_message_size as u64
+                    };
+                    if m.size > limit {
                         return Err(Violation::MessageTooBig { size: m.size, limit: self.config.max_message_size });
                     }
-                    if !self.config.streaming {
+                    if !self.config.streaming && !m.compressed {
                         m.data.reserve(initial_reservation(h.payload_len));
                     }
                 }
                 (_, Some(_)) => return Err(Violation::ExpectedContinuation),
                 (op, None) => {
-                    if h.payload_len > self.config.max_message_size as u64 {
+                    let limit = if compressed {
+                        compressed_wire_limit(self.config.max_message_size)
+                    } else {
+                        self.config.max_message_size as u64
+                    };
+                    if h.payload_len > limit {
                         return Err(Violation::MessageTooBig {
                             size: h.payload_len,
                             limit: self.config.max_message_size,
                         });
                     }
                     let kind = if op == Opcode::Text { MessageKind::Text } else { MessageKind::Binary };
-                    let data =
-                        if self.config.streaming { Vec::new() } else { Vec::with_capacity(initial_reservation(h.payload_len)) };
-                    self.message =
-                        Some(Incoming { kind, data, size: h.payload_len, first: true, utf8: Utf8Validator::default() });
+                    // A compressed message's buffer grows with what is inflated, not with what
+                    // the header announces.
+                    let data = if self.config.streaming || compressed {
+                        Vec::new()
+                    } else {
+                        Vec::with_capacity(initial_reservation(h.payload_len))
+                    };
+                    self.message = Some(Incoming {
+                        kind,
+                        data,
+                        size: h.payload_len,
+                        first: true,
+                        utf8: Utf8Validator::default(),
+                        compressed,
+                        inflated: 0,
+                    });
                 }
             }
         }
@@ -381,6 +498,9 @@ impl Connection {
         frame_done: bool,
     ) -> Result<(), Violation> {
         let m = self.message.as_mut().expect("a data frame belongs to a message");
+        if m.compressed {
+            return self.compressed_payload(chunk, frame, mask_offset);
+        }
         if self.config.streaming {
             let mut piece = chunk.to_vec();
             if let Some(key) = frame.mask {
@@ -414,12 +534,108 @@ impl Connection {
         Ok(())
     }
 
+    /// Inflates a piece of a compressed message's payload, unmasking it first (in a stack buffer:
+    /// the compressed bytes are never stored).
+    fn compressed_payload(&mut self, chunk: &[u8], frame: FrameInProgress, mask_offset: usize) -> Result<(), Violation> {
+        let Some(key) = frame.mask else {
+            return self.inflate_message(chunk, false);
+        };
+        let mut buf = [0u8; 8192];
+        let mut offset = mask_offset;
+        for piece in chunk.chunks(buf.len()) {
+            let b = &mut buf[..piece.len()];
+            b.copy_from_slice(piece);
+            offset = mask::apply(b, key, offset);
+            self.inflate_message(b, false)?;
+        }
+        Ok(())
+    }
+
+    /// Inflates `input`, compressed bytes of the current message, into it (or, streaming, into
+    /// fragments), validating text as it comes out and enforcing
+    /// [`Config::max_message_size`] on the inflated size before the bytes are stored. `end`: the
+    /// message is complete; inflate the trailer `00 00 ff ff` that the sender removed (RFC 7692
+    /// §7.2.2) and, streaming, deliver the last fragment.
+    fn inflate_message(&mut self, mut input: &[u8], end: bool) -> Result<(), Violation> {
+        let limit = self.config.max_message_size;
+        let (Some(d), Some(m)) = (self.deflate.as_mut(), self.message.as_mut()) else {
+            unreachable!("a compressed message needs permessage-deflate and a message in progress")
+        };
+        let mut trailer: &[u8] = if end { &deflate::TRAILER } else { &[] };
+        if !self.config.streaming {
+            loop {
+                let start = m.data.len();
+                // Never more than one byte past the limit: a decompression bomb stops there.
+                let r = d.decompressor.inflate(input, &mut m.data, limit.saturating_add(1)).map_err(Violation::BadCompression)?;
+                input = &input[r.consumed..];
+                if m.data.len() > limit {
+                    return Err(Violation::MessageTooBig { size: m.data.len() as u64, limit });
+                }
+                if m.kind == MessageKind::Text {
+                    m.utf8.feed(&m.data[start..]).map_err(|_| Violation::InvalidUtf8)?;
+                }
+                debug_assert!(input.is_empty() && !r.full);
+                if trailer.is_empty() {
+                    return Ok(());
+                }
+                input = std::mem::take(&mut trailer);
+            }
+        }
+        let mut piece = Vec::new();
+        loop {
+            let before = piece.len();
+            let cap = STREAM_PIECE.min(before + (limit - m.inflated) + 1);
+            let r = d.decompressor.inflate(input, &mut piece, cap).map_err(Violation::BadCompression)?;
+            input = &input[r.consumed..];
+            m.inflated += piece.len() - before;
+            if m.inflated > limit {
+                return Err(Violation::MessageTooBig { size: m.inflated as u64, limit });
+            }
+            if m.kind == MessageKind::Text {
+                m.utf8.feed(&piece[before..]).map_err(|_| Violation::InvalidUtf8)?;
+            }
+            let drained = input.is_empty() && !r.full;
+            if drained && !trailer.is_empty() {
+                input = std::mem::take(&mut trailer);
+                continue;
+            }
+            if r.full || drained {
+                let last = drained && end;
+                if last && m.kind == MessageKind::Text {
+                    m.utf8.finish().map_err(|_| Violation::InvalidUtf8)?;
+                }
+                if !piece.is_empty() || last {
+                    let first = std::mem::replace(&mut m.first, false);
+                    let data = Bytes::from(std::mem::take(&mut piece));
+                    self.events.push_back(Pending::Event(Event::Fragment(Fragment { kind: m.kind, data, first, last })));
+                }
+                if drained {
+                    return Ok(());
+                }
+            }
+        }
+    }
+
     /// A frame's payload is complete; `empty` if it had none.
     fn end_frame(&mut self, frame: FrameInProgress, empty: bool) {
         match frame.opcode {
             Opcode::Text | Opcode::Binary | Opcode::Continuation => {
                 if !frame.fin {
                     return;
+                }
+                if self.message.as_ref().is_some_and(|m| m.compressed) {
+                    if let Err(v) = self.inflate_message(&[], true) {
+                        self.fail(v);
+                        return;
+                    }
+                    if let Some(d) = &mut self.deflate {
+                        d.decompressor.end_message();
+                    }
+                    if self.config.streaming {
+                        // `inflate_message` delivered the last piece.
+                        self.message = None;
+                        return;
+                    }
                 }
                 let m = self.message.take().expect("a data frame belongs to a message");
                 if self.config.streaming {
@@ -582,7 +798,15 @@ impl Connection {
             (true, MessageKind::Text) => Opcode::Text,
             (true, MessageKind::Binary) => Opcode::Binary,
         };
-        self.send_frame_inner(opcode, last, Payload::Borrowed(data))?;
+        if first {
+            // A fragmented message is compressed if its first fragment is large enough.
+            self.sending_compressed = data.len() >= self.compress_threshold;
+        }
+        if self.sending_compressed {
+            self.write_compressed(opcode, last, first, data);
+        } else {
+            self.send_frame_inner(opcode, last, Payload::Borrowed(data))?;
+        }
         self.sending_fragmented = !last;
         Ok(())
     }
@@ -658,7 +882,37 @@ impl Connection {
         if self.sending_fragmented {
             return Err(SendError::FragmentOrder);
         }
+        if payload.as_slice().len() >= self.compress_threshold {
+            self.write_compressed(opcode, fin, true, payload.as_slice());
+            return Ok(());
+        }
         self.send_frame_inner(opcode, fin, payload)
+    }
+
+    /// Compresses `data` (a message, or a fragment of one) and queues it as a frame with RSV1 on
+    /// the message's first frame (RFC 7692 §6). The compressed bytes are a fresh buffer, masked
+    /// in place for a client and queued without another copy when large.
+    fn write_compressed(&mut self, opcode: Opcode, fin: bool, first: bool, data: &[u8]) {
+        let d = self.deflate.as_mut().expect("a finite compress_threshold implies permessage-deflate");
+        let mut payload = Vec::new();
+        d.compressor.compress(data, &mut payload, fin);
+        let mask = match self.role {
+            Role::Client => Some(rand::random::<[u8; 4]>()),
+            Role::Server => None,
+        };
+        let rsv = if first { RSV1 } else { 0 };
+        let header = FrameHeader { fin, rsv, opcode, mask, payload_len: payload.len() as u64 };
+        let mut hbuf = [0u8; MAX_HEADER_LEN];
+        let hlen = header.encode(&mut hbuf);
+        self.out.copy_from(&hbuf[..hlen]);
+        if let Some(key) = mask {
+            mask::apply(&mut payload, key, 0);
+        }
+        if payload.len() > self.config.copy_threshold {
+            self.out.push(Bytes::from(payload));
+        } else {
+            self.out.copy_from(&payload);
+        }
     }
 
     fn send_frame_inner(&mut self, opcode: Opcode, fin: bool, payload: Payload<'_>) -> Result<(), SendError> {

@@ -9,6 +9,7 @@
 //! - [`Connection`]: the open connection — framing, fragmentation, UTF-8, ping/pong, the close
 //!   handshake, limits (§5-§8). It starts open, so a handshake done elsewhere (hyper, HTTP/2
 //!   extended CONNECT) can hand over to it.
+//! - [`deflate`]: permessage-deflate (RFC 7692), its negotiation and per-message compression.
 //! - [`frame`], [`mask`], [`utf8`]: the wire format, the masking loop, streaming UTF-8 validation.
 //! - [`CloseCode`], [`CloseFrame`]: which close codes exist and which may be sent.
 //! - [`Config`]: limits with documented defaults.
@@ -17,6 +18,7 @@
 pub mod close;
 pub mod config;
 pub mod connection;
+pub mod deflate;
 pub mod error;
 pub mod frame;
 pub mod handshake;
@@ -27,6 +29,7 @@ pub mod utf8;
 
 pub use close::{CloseCode, CloseFrame};
 pub use config::Config;
+pub use deflate::{DeflateConfig, DeflateParams};
 pub use connection::{drain_outgoing, encode_server_frame, Connection, Event, Role, State};
 pub use error::{ProtocolError, SendError, Violation};
 pub use message::{Fragment, Message, MessageKind};

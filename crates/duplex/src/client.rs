@@ -1,4 +1,5 @@
-//! The client: `connect("ws://…")`, with options for headers, subprotocols and timeouts.
+//! The client: `connect("ws://…")` or `connect("wss://…")`, with options for headers,
+//! subprotocols, timeouts and TLS (trusted CAs, a client certificate).
 //!
 //! ```no_run
 //! # async fn f() -> duplex::Result<()> {
@@ -13,7 +14,10 @@
 //! # Ok(()) }
 //! ```
 
-use duplex_proto::handshake::{ClientHandshake, Response};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use duplex_proto::handshake::{ClientHandshake, HandshakeError, Response};
 use duplex_proto::Role;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -23,8 +27,10 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::socket::WebSocket;
 use crate::stream::ClientStream;
+use crate::tls::{self, ClientTls, TlsError, TlsErrorKind};
 
-/// Connects to `url` (`ws://host[:port]/path?query`) with default options.
+/// Connects to `url` (`ws://host[:port]/path?query`, or `wss://` for TLS, verified against the
+/// platform's trusted roots) with default options.
 pub async fn connect(url: &str) -> Result<WebSocket<ClientStream>> {
     Ok(Client::new().connect(url).await?.0)
 }
@@ -35,6 +41,7 @@ pub struct Client {
     config: Config,
     protocols: Vec<String>,
     headers: Vec<(String, String)>,
+    tls: ClientTls,
 }
 
 /// A parsed `ws://` or `wss://` URL.
@@ -106,20 +113,87 @@ impl Client {
         self
     }
 
-    /// Connects and performs the opening handshake within the handshake timeout. Returns the
-    /// socket and the server's answer (its headers, the chosen subprotocol).
+    /// `wss://`: also trusts the CA certificates in this PEM file (besides the platform's roots).
+    /// The file is read at the first `wss://` connect; if it cannot be, that connect fails with
+    /// [`Error::Tls`] naming the file.
+    pub fn ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.tls.add_ca_file(path.into());
+        self
+    }
+
+    /// `wss://`: also trusts this root certificate (DER).
+    pub fn add_root_certificate(mut self, cert: rustls::pki_types::CertificateDer<'static>) -> Self {
+        self.tls.add_root(cert);
+        self
+    }
+
+    /// `wss://`: presents this client certificate (PEM chain, leaf first) with its private key
+    /// (PEM) to servers that ask for one (mutual TLS). Read at the first `wss://` connect.
+    pub fn client_cert_files(mut self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
+        self.tls.set_identity_files(cert.into(), key.into());
+        self
+    }
+
+    /// `wss://`: presents this client certificate chain (leaf first) and key (mutual TLS).
+    pub fn client_cert(
+        mut self,
+        chain: Vec<rustls::pki_types::CertificateDer<'static>>,
+        key: rustls::pki_types::PrivateKeyDer<'static>,
+    ) -> Self {
+        self.tls.set_identity(chain, key);
+        self
+    }
+
+    /// `wss://`, **for development only**: accepts any server certificate (self-signed, expired,
+    /// for another name). The connection is encrypted but not authenticated: anyone on the path
+    /// can intercept it. Every such connect logs a warning.
+    pub fn danger_accept_invalid_certs(mut self, accept: bool) -> Self {
+        self.tls.set_insecure(accept);
+        self
+    }
+
+    /// `wss://`: uses this rustls configuration as it is, instead of the one the options above
+    /// build (which then no longer apply). Set its `alpn_protocols` to `[b"http/1.1"]`.
+    pub fn tls_config(mut self, config: Arc<rustls::ClientConfig>) -> Self {
+        self.tls.set_custom(config);
+        self
+    }
+
+    /// Connects and performs the opening handshake (for `wss://`, the TLS handshake first) within
+    /// the handshake timeout. Returns the socket and the server's answer (its headers, the chosen
+    /// subprotocol).
     pub async fn connect(&self, url: &str) -> Result<(WebSocket<ClientStream>, Response)> {
         let target = Target::parse(url)?;
-        if target.tls {
-            return Err(Error::Url(format!("{url}: wss:// is not supported by this build yet")));
-        }
         let deadline = Instant::now() + self.config.handshake_timeout;
         let tcp = match timeout_at(deadline, TcpStream::connect((target.host.as_str(), target.port))).await {
             Ok(r) => r?,
             Err(_) => return Err(Error::Timeout("connecting")),
         };
         let _ = tcp.set_nodelay(true);
-        self.handshake(ClientStream::Plain(tcp), &target, deadline).await
+        if !target.tls {
+            return match self.handshake(ClientStream::Plain(tcp), &target, deadline).await {
+                // Our own TLS servers answer a plain client with this status line.
+                Err(Error::Handshake(HandshakeError::UnexpectedStatus(400, reason)))
+                    if reason == tls::PLAIN_ON_TLS_REASON =>
+                {
+                    Err(Error::Tls(TlsError::new(
+                        TlsErrorKind::NotTls,
+                        format!("the server {} speaks TLS on this port: use wss:// rather than ws://", target.host),
+                    )))
+                }
+                other => other,
+            };
+        }
+        let stream = match timeout_at(deadline, self.tls.connect(tcp, &target.host)).await {
+            Ok(r) => r?,
+            Err(_) => return Err(Error::Timeout("the TLS handshake")),
+        };
+        match self.handshake(stream, &target, deadline).await {
+            // Under TLS 1.3 a server that refuses our client certificate says so only after the
+            // handshake: the refusal arrives while we wait for the HTTP answer.
+            Err(Error::Io(e)) => Err(tls::classify_io(e, tls::Side::Client, &target.host, false)),
+            other => other,
+        }
     }
 
     /// Performs the opening handshake on a transport that is already connected.
@@ -137,6 +211,9 @@ impl Client {
         for (n, v) in &self.headers {
             hs = hs.header(n.clone(), v.clone());
         }
+        // Offers permessage-deflate unless `config.protocol.deflate` is disabled; the answer is
+        // checked in `parse_response` and lands in `resp.deflate`.
+        hs = hs.deflate(&self.config.protocol.deflate);
         let exchange = async {
             io.write_all(&hs.request()).await?;
             let mut buf = Vec::with_capacity(1024);
@@ -160,7 +237,7 @@ impl Client {
             Ok(r) => r?,
             Err(_) => return Err(Error::Timeout("the opening handshake")),
         };
-        let ws = WebSocket::from_upgraded(io, Role::Client, self.config.clone(), &leftover)
+        let ws = WebSocket::from_upgraded_with_deflate(io, Role::Client, self.config.clone(), resp.deflate, &leftover)
             .with_protocol(resp.protocol.clone());
         Ok((ws, resp))
     }

@@ -81,6 +81,19 @@ impl Config {
         self
     }
 
+    /// Sets the permessage-deflate options ([`duplex_proto::Config::deflate`]): what a server
+    /// accepts and a client offers. On by default.
+    pub fn deflate(mut self, deflate: duplex_proto::DeflateConfig) -> Self {
+        self.protocol.deflate = deflate;
+        self
+    }
+
+    /// Turns permessage-deflate off: a client does not offer it, a server declines every offer.
+    pub fn no_deflate(mut self) -> Self {
+        self.protocol.deflate.enabled = false;
+        self
+    }
+
     /// Sets [`Config::handshake_limits`].
     pub fn handshake_limits(mut self, limits: Limits) -> Self {
         self.handshake_limits = limits;

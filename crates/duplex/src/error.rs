@@ -6,6 +6,8 @@ use std::io;
 use duplex_proto::handshake::HandshakeError;
 use duplex_proto::{CloseCode, ProtocolError, SendError};
 
+use crate::tls::TlsError;
+
 /// What went wrong on a connection or while opening one.
 ///
 /// ```
@@ -36,6 +38,9 @@ pub enum Error {
     Timeout(&'static str),
     /// The URL cannot be used for a WebSocket.
     Url(String),
+    /// TLS failed: the peer's certificate is not trusted or not for this host, the peer does not
+    /// speak TLS, a PEM file cannot be read, ... [`TlsError::kind`] tells which.
+    Tls(TlsError),
 }
 
 impl Error {
@@ -59,6 +64,7 @@ impl fmt::Display for Error {
             Error::Closed => f.write_str("the connection is closed"),
             Error::Timeout(what) => write!(f, "timed out: {what}"),
             Error::Url(e) => write!(f, "bad WebSocket URL: {e}"),
+            Error::Tls(e) => write!(f, "TLS: {e}"),
         }
     }
 }
@@ -70,6 +76,7 @@ impl std::error::Error for Error {
             Error::Protocol(e) => Some(e),
             Error::Handshake(e) => Some(e),
             Error::Send(e) => Some(e),
+            Error::Tls(e) => Some(e),
             _ => None,
         }
     }

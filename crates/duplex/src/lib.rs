@@ -6,9 +6,13 @@
 //!
 //! - [`Server`]: bind, accept, inspect each upgrade request, then accept, reject or answer it as
 //!   plain HTTP.
-//! - [`connect`] and [`Client`]: open a connection to a `ws://` URL.
+//! - [`connect`] and [`Client`]: open a connection to a `ws://` or `wss://` URL.
+//! - [`tls`]: `wss://` with rustls: [`TlsAcceptor`] for servers (PEM files or a generated
+//!   self-signed certificate), trusted roots and client certificates for clients.
 //! - [`WebSocket`]: send and receive messages, ping, close; a [`Stream`](futures_core::Stream) of
 //!   messages; [`split`](WebSocket::split) into halves for two tasks.
+//! - [`Sender`]: send to a connection from any task; [`Connections`]: the live connections of a
+//!   server, listed and addressed by id (what `duplex serve`'s console uses).
 //! - [`Config`]: limits and timeouts, each with its default and why.
 //!
 //! ```no_run
@@ -31,19 +35,28 @@
 pub mod client;
 pub mod config;
 pub mod error;
+pub mod outbox;
+pub mod registry;
 pub mod server;
 pub mod socket;
 pub mod split;
 pub mod stream;
+pub mod tls;
 
 pub use client::{connect, Client, Target};
 pub use config::Config;
-pub use duplex_proto::{CloseCode, CloseFrame, Event, Fragment, Message, MessageKind, Role};
+pub use duplex_proto::{CloseCode, CloseFrame, DeflateConfig, DeflateParams, Event, Fragment, Message, MessageKind, Role};
 pub use error::{Error, Result};
+pub use outbox::Sender;
+pub use registry::{ConnectionInfo, Connections, Registration, SendToError};
 pub use server::{Accept, Incoming, Server, UpgradeRequest};
 pub use socket::WebSocket;
 pub use split::{ReadHalf, WriteHalf};
-pub use stream::ClientStream;
+pub use stream::{ClientStream, ServerStream};
+pub use tls::{TlsAcceptor, TlsError, TlsErrorKind};
+
+/// The TLS library, for building a `ServerConfig` or `ClientConfig` of your own.
+pub use rustls;
 
 /// The protocol core, for frame-level work and custom drivers.
 pub use duplex_proto as proto;

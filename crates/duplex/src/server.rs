@@ -19,26 +19,31 @@
 //! # }
 //! ```
 
+use std::fmt;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use duplex_proto::handshake::{http_response, HandshakeError, Request};
 use duplex_proto::Role;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
+use tokio::net::{TcpListener, ToSocketAddrs};
 use tokio::time::{timeout_at, Instant};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::socket::WebSocket;
+use crate::stream::ServerStream;
+use crate::tls::TlsAcceptor;
 
-/// A listening WebSocket server.
+/// A listening WebSocket server, plain (`ws://`) or, after [`Server::with_tls`], TLS (`wss://`).
 #[derive(Debug)]
 pub struct Server {
     listener: TcpListener,
     config: Arc<Config>,
+    tls: Option<TlsAcceptor>,
 }
 
 impl Server {
@@ -49,7 +54,28 @@ impl Server {
 
     /// Serves on a listener bound elsewhere.
     pub fn from_listener(listener: TcpListener, config: Config) -> Server {
-        Server { listener, config: Arc::new(config) }
+        Server { listener, config: Arc::new(config), tls: None }
+    }
+
+    /// Serves `wss://`: every accepted connection runs a TLS handshake first, in
+    /// [`Incoming::request`] (so in the connection's task, under the handshake timeout). Takes a
+    /// [`TlsAcceptor`] or a `rustls::ServerConfig` (plain or in an `Arc`); see [`crate::tls`].
+    ///
+    /// ```no_run
+    /// # async fn f() -> duplex::Result<()> {
+    /// let cert = duplex::tls::SelfSigned::localhost()?;
+    /// cert.write_cert_pem("/tmp/dev-cert.pem")?; // for clients to trust
+    /// let server = duplex::Server::bind("127.0.0.1:8443").await?.with_tls(cert.server_config()?);
+    /// # Ok(()) }
+    /// ```
+    pub fn with_tls(mut self, tls: impl Into<TlsAcceptor>) -> Server {
+        self.tls = Some(tls.into());
+        self
+    }
+
+    /// Whether connections are served over TLS.
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
     }
 
     /// Replaces the configuration.
@@ -68,13 +94,18 @@ impl Server {
         self.listener.local_addr()
     }
 
-    /// Accepts the next TCP connection. Its request has not been read yet.
-    pub async fn accept(&self) -> io::Result<Incoming<TcpStream>> {
+    /// Accepts the next TCP connection. Its request has not been read yet, nor, on a TLS server,
+    /// its TLS handshake run: [`Incoming::request`] does both.
+    pub async fn accept(&self) -> io::Result<Incoming<ServerStream>> {
         loop {
             match self.listener.accept().await {
                 Ok((io, peer)) => {
                     let _ = io.set_nodelay(true);
-                    return Ok(Incoming::new(io, peer, self.config.clone()));
+                    let mut incoming = Incoming::new(ServerStream::Plain(io), peer, self.config.clone());
+                    if let Some(tls) = &self.tls {
+                        incoming.prelude = Some(tls_prelude(tls.clone()));
+                    }
+                    return Ok(incoming);
                 }
                 // Per-connection failures (reset before accept, fd exhaustion) must not end the
                 // server: log, back off briefly on resource exhaustion, go on.
@@ -90,7 +121,7 @@ impl Server {
     /// Accepts connections forever, running `handler` for each in its own task.
     pub async fn serve<F, Fut>(self, handler: F) -> io::Result<()>
     where
-        F: Fn(Incoming<TcpStream>) -> Fut + Send + Sync + 'static,
+        F: Fn(Incoming<ServerStream>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
         loop {
@@ -105,20 +136,46 @@ fn is_transient_accept_error(e: &io::Error) -> bool {
         || e.raw_os_error().is_some_and(|c| c == 24 || c == 23) // EMFILE, ENFILE
 }
 
-/// An accepted connection whose HTTP request has not been read yet.
+/// A step that must run on a transport before its request is read (the TLS handshake).
+type PreludeFn<S> = Box<dyn FnOnce(S) -> Pin<Box<dyn Future<Output = Result<S>> + Send>> + Send + Sync>;
+
+/// [`PreludeFn`], with `Debug`.
+struct Prelude<S>(PreludeFn<S>);
+
+impl<S> fmt::Debug for Prelude<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TlsHandshake")
+    }
+}
+
+/// The TLS handshake of a connection accepted by a TLS server.
+fn tls_prelude(tls: TlsAcceptor) -> Prelude<ServerStream> {
+    Prelude(Box::new(move |io| {
+        Box::pin(async move {
+            match io {
+                ServerStream::Plain(tcp) => Ok(ServerStream::Tls(Box::new(tls.accept(tcp).await?))),
+                done => Ok(done),
+            }
+        })
+    }))
+}
+
+/// An accepted connection whose HTTP request has not been read yet (nor, on a TLS server, its
+/// TLS handshake run).
 #[derive(Debug)]
 pub struct Incoming<S> {
     io: S,
     peer: SocketAddr,
     config: Arc<Config>,
     deadline: Instant,
+    prelude: Option<Prelude<S>>,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Incoming<S> {
     /// Wraps a transport accepted elsewhere (a TLS stream, a Unix socket).
     pub fn new(io: S, peer: SocketAddr, config: Arc<Config>) -> Self {
         let deadline = Instant::now() + config.handshake_timeout;
-        Incoming { io, peer, config, deadline }
+        Incoming { io, peer, config, deadline, prelude: None }
     }
 
     /// The peer's address.
@@ -128,7 +185,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Incoming<S> {
 
     /// Reads the request head within the handshake timeout. A head that is malformed or over the
     /// limits is answered (400, 431) here, and the error returned.
+    ///
+    /// On a TLS server this first runs the TLS handshake, under the same timeout: its failures
+    /// are [`Error::Tls`] (a plain-HTTP client is answered 400 "This port speaks TLS"), and a
+    /// client that does not finish it in time gets [`Error::Timeout`].
     pub async fn request(mut self) -> Result<UpgradeRequest<S>> {
+        if let Some(Prelude(prelude)) = self.prelude.take() {
+            match timeout_at(self.deadline, prelude(self.io)).await {
+                Ok(Ok(io)) => self.io = io,
+                Ok(Err(e)) => {
+                    tracing::debug!(peer = %self.peer, error = %e, "TLS handshake failed");
+                    return Err(e);
+                }
+                Err(_) => {
+                    tracing::debug!(peer = %self.peer, "TLS handshake timed out");
+                    return Err(Error::Timeout("the TLS handshake"));
+                }
+            }
+        }
         let mut buf = Vec::with_capacity(1024);
         let limits = self.config.handshake_limits.clone();
         let parsed = timeout_at(self.deadline, async {
@@ -271,13 +345,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> UpgradeRequest<S> {
                 return Err(Error::Handshake(HandshakeError::UnofferedProtocol(p.clone())));
             }
         }
-        let resp = self.request.accept_response(&key, accept.protocol.as_deref(), None, &accept.headers);
+        let config = accept.config.unwrap_or_else(|| (*self.config).clone());
+        // permessage-deflate (RFC 7692): the first acceptable offer, per `config.protocol.deflate`.
+        let (deflate, extensions) = match self.request.negotiate_deflate(&config.protocol.deflate) {
+            Some((params, answer)) => (Some(params), Some(answer)),
+            None => (None, None),
+        };
+        let resp =
+            self.request.accept_response(&key, accept.protocol.as_deref(), extensions.as_deref(), &accept.headers);
         match timeout_at(self.deadline, self.io.write_all(&resp)).await {
             Ok(r) => r?,
             Err(_) => return Err(Error::Timeout("writing the handshake response")),
         }
-        let config = accept.config.unwrap_or_else(|| (*self.config).clone());
-        Ok(WebSocket::from_upgraded(self.io, Role::Server, config, &self.leftover).with_protocol(accept.protocol))
+        Ok(WebSocket::from_upgraded_with_deflate(self.io, Role::Server, config, deflate, &self.leftover)
+            .with_protocol(accept.protocol))
     }
 
     /// Refuses the upgrade with an HTTP status and a plain-text body (403 for a foreign origin,

@@ -15,6 +15,7 @@ use std::cell::RefCell;
 use std::future::{poll_fn, Future};
 use std::io::{self, IoSlice};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
 use bytes::Buf;
@@ -25,6 +26,7 @@ use tokio::time::{Instant, Sleep};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::outbox::{self, Command, Sender};
 
 /// Bytes read from the transport in one go.
 const SCRATCH_SIZE: usize = 64 * 1024;
@@ -67,6 +69,18 @@ pub struct WebSocket<S> {
     /// An error to report once the closing phase is over.
     error: Option<Error>,
     protocol: Option<String>,
+    /// Where [`Sender`]s queue messages for this connection, once one was asked for.
+    outbox: Option<Arc<outbox::Shared>>,
+    /// This end sent the first close frame.
+    closed_by_us: bool,
+}
+
+impl<S> Drop for WebSocket<S> {
+    fn drop(&mut self) {
+        if let Some(o) = &self.outbox {
+            o.close();
+        }
+    }
 }
 
 impl<S> std::fmt::Debug for WebSocket<S> {
@@ -85,16 +99,76 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// server or client, or by another HTTP server (hyper, axum) that upgraded the connection.
     /// `leftover` holds bytes read past the handshake: frames the peer sent in the same packet.
     pub fn from_upgraded(io: S, role: Role, config: Config, leftover: &[u8]) -> Self {
-        let mut conn = Connection::new(role, config.protocol.clone());
+        Self::from_upgraded_with_deflate(io, role, config, None, leftover)
+    }
+
+    /// [`from_upgraded`](WebSocket::from_upgraded) for a handshake that agreed permessage-deflate
+    /// with these parameters (see [`duplex_proto::DeflateConfig::negotiate`] and
+    /// [`duplex_proto::DeflateConfig::accept_response`]).
+    pub fn from_upgraded_with_deflate(
+        io: S,
+        role: Role,
+        config: Config,
+        deflate: Option<duplex_proto::DeflateParams>,
+        leftover: &[u8],
+    ) -> Self {
+        let mut conn = Connection::with_deflate(role, config.protocol.clone(), deflate);
         if !leftover.is_empty() {
             conn.receive(leftover);
         }
-        WebSocket { io, conn, config, phase: Phase::Open, close_timer: None, error: None, protocol: None }
+        WebSocket { io, conn, config, phase: Phase::Open, close_timer: None, error: None, protocol: None, outbox: None, closed_by_us: false }
     }
 
     pub(crate) fn with_protocol(mut self, protocol: Option<String>) -> Self {
         self.protocol = protocol;
         self
+    }
+
+    /// A handle to send to this connection from other tasks. Messages sent through it are written
+    /// by this socket's task while it is polled (while the application awaits
+    /// [`recv`](WebSocket::recv) or [`next_event`](WebSocket::next_event)).
+    pub fn sender(&mut self) -> Sender {
+        let shared = self.outbox.get_or_insert_with(|| outbox::Shared::new(self.config.write_buffer_limit));
+        if self.phase == Phase::Done {
+            shared.close();
+        }
+        Sender { shared: shared.clone() }
+    }
+
+    /// Moves what senders queued into the protocol's outgoing queue.
+    fn drain_outbox(&mut self, cx: &Context<'_>) {
+        let Some(shared) = &self.outbox else { return };
+        let commands = shared.take(cx.waker());
+        for cmd in commands {
+            let result = match cmd {
+                Command::Message(m) => {
+                    shared.messages_out.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    self.conn.send(m)
+                }
+                Command::Encoded(frame) => {
+                    shared.messages_out.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    self.conn.send_encoded(frame)
+                }
+                Command::Close(frame) => {
+                    let r = self.conn.close(frame);
+                    self.closed_by_us |= r.is_ok() && self.conn.close_received().is_none();
+                    if r.is_ok() && self.close_timer.is_none() {
+                        self.close_timer =
+                            Some(Box::pin(tokio::time::sleep_until(Instant::now() + self.config.close_timeout)));
+                    }
+                    r
+                }
+            };
+            if let Err(e) = result {
+                tracing::debug!("dropped a queued send: {e}");
+            }
+        }
+    }
+
+    fn count(&self, event: &Event) {
+        if let (Some(o), Event::Message(_)) = (&self.outbox, event) {
+            o.messages_in.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
     }
 
     /// The subprotocol agreed in the handshake.
@@ -110,6 +184,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// The close frame the peer sent, once it has: `Some(None)` if it had no code.
     pub fn close_frame(&self) -> Option<&Option<CloseFrame>> {
         self.conn.close_received()
+    }
+
+    /// How the close handshake went: the frame that started it, and whether this end sent it.
+    /// `None` until a close frame has been sent or received. A browser's `CloseEvent` shows the
+    /// code and reason of the frame that started the handshake, whichever end sent it.
+    pub fn closing_frame(&self) -> Option<(Option<CloseFrame>, bool)> {
+        if self.closed_by_us {
+            let sent = self.conn.close_sent().cloned().filter(|f| f.code != duplex_proto::CloseCode::NO_STATUS);
+            Some((sent, true))
+        } else {
+            self.conn.close_received().map(|f| (f.clone(), false))
+        }
     }
 
     /// Bytes queued but not yet written to the transport (a browser's `bufferedAmount`).
@@ -144,6 +230,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// the [module docs](self)), waits until it is written.
     pub async fn send(&mut self, message: impl Into<Message>) -> Result<()> {
         self.conn.send(message.into())?;
+        if let Some(o) = &self.outbox {
+            o.messages_out.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         self.after_queue().await
     }
 
@@ -181,6 +270,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
 
     pub(crate) fn start_close(&mut self, frame: Option<CloseFrame>) -> Result<()> {
         self.conn.close(frame)?;
+        self.closed_by_us = self.conn.close_received().is_none();
         self.arm_close_timer();
         Ok(())
     }
@@ -233,7 +323,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     pub fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Event>>> {
         loop {
             match self.phase {
-                Phase::Done => return Poll::Ready(self.error.take().map(Err)),
+                Phase::Done => {
+                    if let Some(o) = &self.outbox {
+                        o.close();
+                    }
+                    return Poll::Ready(self.error.take().map(Err));
+                }
                 Phase::Closing { .. } => {
                     ready!(self.poll_closing(cx));
                     continue;
@@ -242,6 +337,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             }
             match self.conn.next_event() {
                 Ok(Some(event)) => {
+                    self.count(&event);
                     if matches!(event, Event::Close(_)) {
                         self.start_closing();
                     }
@@ -255,10 +351,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                     continue;
                 }
             }
-            // Nothing parsed is waiting: write what is queued, then read.
+            // Nothing parsed is waiting: take what senders queued, write, then read.
+            self.drain_outbox(cx);
             if let Err(e) = self.poll_write_some(cx) {
                 self.fail_io(e);
                 continue;
+            }
+            if let Some(o) = &self.outbox {
+                o.set_socket_buffered(self.conn.buffered_amount());
             }
             if self.conn.state() == State::CloseSent {
                 if let Some(t) = &mut self.close_timer {

@@ -1,6 +1,7 @@
 //! The client's side: the upgrade request and the checks of the server's answer.
 
 use super::error::HandshakeError;
+use crate::deflate::{DeflateConfig, DeflateParams};
 use super::headers::{HeaderList, Limits};
 use super::server::reason_phrase;
 use super::{accept_key, generate_key, has_token};
@@ -21,6 +22,7 @@ pub struct ClientHandshake {
     key: String,
     protocols: Vec<String>,
     extensions: Option<String>,
+    deflate: Option<DeflateConfig>,
     headers: Vec<(String, String)>,
     limits: Limits,
 }
@@ -34,6 +36,10 @@ pub struct Response {
     pub protocol: Option<String>,
     /// The `Sec-WebSocket-Extensions` value the server answered, if any.
     pub extensions: Option<String>,
+    /// The permessage-deflate parameters in force, if it was offered with
+    /// [`ClientHandshake::deflate`] and the server accepted it: give them to
+    /// [`Connection::with_deflate`](crate::Connection::with_deflate).
+    pub deflate: Option<DeflateParams>,
 }
 
 impl ClientHandshake {
@@ -47,6 +53,7 @@ impl ClientHandshake {
             key: generate_key(),
             protocols: Vec::new(),
             extensions: None,
+            deflate: None,
             headers: Vec::new(),
             limits: Limits::default(),
         }
@@ -61,6 +68,14 @@ impl ClientHandshake {
     /// Offers extensions (the `Sec-WebSocket-Extensions` value).
     pub fn extensions(mut self, value: impl Into<String>) -> Self {
         self.extensions = Some(value.into());
+        self
+    }
+
+    /// Offers permessage-deflate as `config` describes ([`DeflateConfig::offer`]), unless it is
+    /// disabled; the server's answer is checked by [`ClientHandshake::parse_response`] and the
+    /// result put in [`Response::deflate`].
+    pub fn deflate(mut self, config: &DeflateConfig) -> Self {
+        self.deflate = config.enabled.then(|| config.clone());
         self
     }
 
@@ -90,7 +105,7 @@ impl ClientHandshake {
         if !self.protocols.is_empty() {
             out.push_str(&format!("Sec-WebSocket-Protocol: {}\r\n", self.protocols.join(", ")));
         }
-        if let Some(e) = &self.extensions {
+        if let Some(e) = self.offered_extensions() {
             out.push_str(&format!("Sec-WebSocket-Extensions: {e}\r\n"));
         }
         for (n, v) in &self.headers {
@@ -99,6 +114,15 @@ impl ClientHandshake {
         }
         out.push_str("\r\n");
         out.into_bytes()
+    }
+
+    /// Everything offered in `Sec-WebSocket-Extensions`: permessage-deflate first, then the rest.
+    fn offered_extensions(&self) -> Option<String> {
+        match (self.deflate.as_ref().map(DeflateConfig::offer), &self.extensions) {
+            (Some(d), Some(e)) => Some(format!("{d}, {e}")),
+            (Some(d), None) => Some(d),
+            (None, e) => e.clone(),
+        }
     }
 
     /// Parses and checks the server's answer (RFC 6455 §4.1, the client's checks). `Ok(None)`: the
@@ -140,16 +164,22 @@ impl ClientHandshake {
                 return Err(HandshakeError::UnofferedProtocol(p.clone()));
             }
         }
-        let extensions = headers.get("sec-websocket-extensions").map(str::to_owned);
+        // Several Sec-WebSocket-Extensions lines form one list (RFC 7230 §3.2.2).
+        let all: Vec<&str> = headers.get_all("sec-websocket-extensions").collect();
+        let extensions = if all.is_empty() { None } else { Some(all.join(", ")) };
+        let mut deflate = None;
         if let Some(e) = &extensions {
-            let offered = self.extensions.as_deref().unwrap_or("");
-            for name in e.split(',').filter_map(|x| x.split(';').next()).map(str::trim) {
+            let offered = self.offered_extensions().unwrap_or_default();
+            for name in e.split(',').filter_map(|x| x.split(';').next()).map(str::trim).filter(|n| !n.is_empty()) {
                 if !offered.split(',').filter_map(|x| x.split(';').next()).any(|o| has_token(o, name)) {
                     return Err(HandshakeError::UnofferedExtension(name.to_owned()));
                 }
             }
+            if let Some(config) = &self.deflate {
+                deflate = config.accept_response(e)?;
+            }
         }
-        Ok(Some((Response { headers, protocol, extensions }, n)))
+        Ok(Some((Response { headers, protocol, extensions, deflate }, n)))
     }
 }
 
@@ -178,6 +208,27 @@ mod tests {
     }
 
     #[test]
+    fn deflate_offer_and_answer() {
+        let hs = ClientHandshake::new("h", "/").deflate(&DeflateConfig::default()).extensions("x-other");
+        let req = String::from_utf8(hs.request()).unwrap();
+        assert!(req.contains("\r\nSec-WebSocket-Extensions: permessage-deflate; client_max_window_bits, x-other\r\n"));
+        let a = answer(&hs, "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover\r\n");
+        let (resp, _) = hs.parse_response(&a).unwrap().unwrap();
+        let p = resp.deflate.unwrap();
+        assert!(p.server_no_context_takeover && !p.client_no_context_takeover);
+        // No answer: no compression.
+        let (resp, _) = hs.parse_response(&answer(&hs, "")).unwrap().unwrap();
+        assert_eq!(resp.deflate, None);
+        // Disabled: nothing offered, so an answer naming it is refused.
+        let off = ClientHandshake::new("h", "/").deflate(&DeflateConfig::default().enabled(false));
+        assert!(!String::from_utf8(off.request()).unwrap().contains("Extensions"));
+        assert_eq!(
+            off.parse_response(&answer(&off, "Sec-WebSocket-Extensions: permessage-deflate\r\n")),
+            Err(HandshakeError::UnofferedExtension("permessage-deflate".into()))
+        );
+    }
+
+    #[test]
     fn refuses_wrong_answers() {
         let hs = ClientHandshake::new("h", "/");
         let bad_accept =
@@ -191,6 +242,11 @@ mod tests {
             hs.parse_response(&answer(&hs, "Sec-WebSocket-Extensions: permessage-deflate\r\n")),
             Err(HandshakeError::UnofferedExtension("permessage-deflate".into()))
         );
+        let offered = ClientHandshake::new("h", "/").deflate(&DeflateConfig::default());
+        assert!(matches!(
+            offered.parse_response(&answer(&offered, "Sec-WebSocket-Extensions: permessage-deflate; x\r\n")),
+            Err(HandshakeError::BadExtensionResponse(_))
+        ));
         let not_found = b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n";
         assert_eq!(hs.parse_response(not_found), Err(HandshakeError::UnexpectedStatus(404, "Not Found".into())));
     }

@@ -35,6 +35,9 @@ pub enum HandshakeError {
     UnofferedProtocol(String),
     /// Client: the server named an extension that was not offered.
     UnofferedExtension(String),
+    /// Client: the server accepted an extension with parameters that are invalid or that the
+    /// offer did not allow (RFC 7692 §5: the client must fail the connection).
+    BadExtensionResponse(String),
 }
 
 impl HandshakeError {
@@ -79,6 +82,9 @@ impl fmt::Display for HandshakeError {
             }
             HandshakeError::UnofferedExtension(e) => {
                 write!(f, "the server named extension {e:?}, which we did not offer")
+            }
+            HandshakeError::BadExtensionResponse(why) => {
+                write!(f, "the server's permessage-deflate answer is not acceptable: {why}")
             }
         }
     }

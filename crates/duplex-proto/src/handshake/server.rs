@@ -76,6 +76,14 @@ impl Request {
         self.headers.has_token("upgrade", "websocket")
     }
 
+    /// Negotiates permessage-deflate (RFC 7692) from the request's `Sec-WebSocket-Extensions`
+    /// offers: the parameters in force and the value to answer in
+    /// [`Request::accept_response`], or `None` to answer without it. See
+    /// [`DeflateConfig::negotiate`](crate::DeflateConfig::negotiate).
+    pub fn negotiate_deflate(&self, config: &crate::DeflateConfig) -> Option<(crate::DeflateParams, String)> {
+        config.negotiate(self.headers.get_all("sec-websocket-extensions"))
+    }
+
     /// Checks the request against RFC 6455 §4.2.1 and returns its `Sec-WebSocket-Key`.
     pub fn validate(&self) -> Result<&str, HandshakeError> {
         if self.method != "GET" {

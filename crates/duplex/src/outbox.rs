@@ -1,0 +1,191 @@
+//! Sending to a connection from any task: a [`Sender`] queues messages, and the connection's own
+//! task moves them into its outgoing queue and writes them the next time it is polled (it is
+//! always polled while the application awaits `recv`). No extra task, no channel with a
+//! preallocated capacity: a queue that is empty holds no memory.
+//!
+//! ```no_run
+//! # async fn f(mut ws: duplex::WebSocket<tokio::net::TcpStream>) {
+//! let sender = ws.sender();
+//! tokio::spawn(async move {
+//!     let _ = sender.send("pushed from another task");
+//! });
+//! while let Some(Ok(msg)) = ws.recv().await { /* ... */ }
+//! # }
+//! ```
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::Waker;
+
+use bytes::Bytes;
+use duplex_proto::{CloseFrame, Message};
+use futures_util::task::AtomicWaker;
+
+/// A command for the connection's task.
+#[derive(Debug)]
+pub(crate) enum Command {
+    Message(Message),
+    /// A frame encoded once for many connections (server role).
+    Encoded(Bytes),
+    Close(Option<CloseFrame>),
+}
+
+impl Command {
+    fn size(&self) -> usize {
+        match self {
+            Command::Message(m) => m.len(),
+            Command::Encoded(b) => b.len(),
+            Command::Close(_) => 0,
+        }
+    }
+}
+
+/// The state a [`Sender`] shares with its socket.
+pub(crate) struct Shared {
+    queue: Mutex<VecDeque<Command>>,
+    queued_bytes: AtomicUsize,
+    /// Bytes queued in the socket itself (written back by the socket on every poll).
+    socket_buffered: AtomicUsize,
+    limit: usize,
+    waker: AtomicWaker,
+    closed: AtomicBool,
+    pub(crate) messages_in: AtomicU64,
+    pub(crate) messages_out: AtomicU64,
+}
+
+impl Shared {
+    pub(crate) fn new(limit: usize) -> Arc<Shared> {
+        Arc::new(Shared {
+            queue: Mutex::new(VecDeque::new()),
+            queued_bytes: AtomicUsize::new(0),
+            socket_buffered: AtomicUsize::new(0),
+            limit,
+            waker: AtomicWaker::new(),
+            closed: AtomicBool::new(false),
+            messages_in: AtomicU64::new(0),
+            messages_out: AtomicU64::new(0),
+        })
+    }
+
+    /// Called by the socket's task: registers for wake-ups and takes everything queued.
+    pub(crate) fn take(&self, waker: &Waker) -> VecDeque<Command> {
+        self.waker.register(waker);
+        let mut queue = self.lock();
+        if queue.is_empty() {
+            return VecDeque::new();
+        }
+        self.queued_bytes.store(0, Ordering::Release);
+        std::mem::take(&mut *queue)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Command>> {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn set_socket_buffered(&self, n: usize) {
+        self.socket_buffered.store(n, Ordering::Relaxed);
+    }
+
+    /// The socket has ended: senders fail from now on, and what is queued is dropped.
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.lock().clear();
+        self.queued_bytes.store(0, Ordering::Release);
+    }
+
+    fn push(&self, cmd: Command) -> Result<(), SendError> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(SendError::Closed);
+        }
+        let size = cmd.size();
+        let buffered = self.queued_bytes.load(Ordering::Relaxed) + self.socket_buffered.load(Ordering::Relaxed);
+        if size > 0 && buffered + size > self.limit {
+            return Err(SendError::Full { buffered, limit: self.limit });
+        }
+        self.lock().push_back(cmd);
+        self.queued_bytes.fetch_add(size, Ordering::AcqRel);
+        self.waker.wake();
+        Ok(())
+    }
+}
+
+/// Why a [`Sender`] could not queue a message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SendError {
+    /// The connection has ended.
+    Closed,
+    /// The connection already has `buffered` bytes waiting, and this message would pass `limit`
+    /// ([`Config::write_buffer_limit`](crate::Config::write_buffer_limit)): the peer reads
+    /// slower than it is sent to.
+    Full {
+        /// Bytes waiting.
+        buffered: usize,
+        /// The limit.
+        limit: usize,
+    },
+}
+
+impl fmt::Display for SendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SendError::Closed => f.write_str("the connection has closed"),
+            SendError::Full { buffered, limit } => write!(
+                f,
+                "the connection already has {buffered} bytes waiting to be written (limit {limit}): the peer is not reading fast enough"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for SendError {}
+
+/// A handle that sends to one connection from any task. Cloning it is cheap. See the
+/// [module docs](self).
+#[derive(Clone)]
+pub struct Sender {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl fmt::Debug for Sender {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sender").field("closed", &self.is_closed()).field("buffered", &self.buffered_amount()).finish()
+    }
+}
+
+impl Sender {
+    /// Queues a message for the connection. Fails at once, without waiting, if the connection has
+    /// ended or has more than its write buffer limit waiting.
+    pub fn send(&self, message: impl Into<Message>) -> Result<(), SendError> {
+        self.shared.push(Command::Message(message.into()))
+    }
+
+    /// Queues a frame encoded once for many connections
+    /// ([`encode_server_frame`](duplex_proto::encode_server_frame)); server connections only.
+    pub fn send_encoded(&self, frame: Bytes) -> Result<(), SendError> {
+        self.shared.push(Command::Encoded(frame))
+    }
+
+    /// Starts the close handshake with `frame` (after everything queued before it).
+    pub fn close(&self, frame: Option<CloseFrame>) -> Result<(), SendError> {
+        self.shared.push(Command::Close(frame))
+    }
+
+    /// Whether the connection has ended.
+    pub fn is_closed(&self) -> bool {
+        self.shared.closed.load(Ordering::Acquire)
+    }
+
+    /// Bytes waiting to be written: queued here and in the socket (`bufferedAmount`), as of the
+    /// socket's last poll.
+    pub fn buffered_amount(&self) -> usize {
+        self.shared.queued_bytes.load(Ordering::Relaxed) + self.shared.socket_buffered.load(Ordering::Relaxed)
+    }
+
+    /// Messages received and sent on the connection so far.
+    pub fn message_counts(&self) -> (u64, u64) {
+        (self.shared.messages_in.load(Ordering::Relaxed), self.shared.messages_out.load(Ordering::Relaxed))
+    }
+}

@@ -1,0 +1,163 @@
+//! Running the `duplex` binary from integration tests: start it with arguments, watch its log
+//! (stderr) and output (stdout) line by line with deadlines, and end it when the guard drops.
+//! Included with `mod support;` by the tests that need it.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// A free loopback port (bound, then released for the child to take).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+}
+
+/// Lines a child wrote, shared with the thread that reads them.
+#[derive(Default)]
+struct Lines {
+    lines: Mutex<Vec<String>>,
+    more: Condvar,
+}
+
+impl Lines {
+    fn collect(self: &Arc<Self>, reader: impl std::io::Read + Send + 'static) {
+        let me = self.clone();
+        thread::spawn(move || {
+            for line in BufReader::new(reader).lines().map_while(Result::ok) {
+                me.lines.lock().unwrap().push(line);
+                me.more.notify_all();
+            }
+        });
+    }
+
+    fn wait_for(&self, needle: &str, timeout: Duration) -> Option<String> {
+        let deadline = Instant::now() + timeout;
+        let mut lines = self.lines.lock().unwrap();
+        loop {
+            if let Some(l) = lines.iter().find(|l| l.contains(needle)) {
+                return Some(l.clone());
+            }
+            let left = deadline.checked_duration_since(Instant::now())?;
+            lines = self.more.wait_timeout(lines, left).unwrap().0;
+        }
+    }
+
+    fn all(&self) -> String {
+        self.lines.lock().unwrap().join("\n")
+    }
+}
+
+/// A running `duplex` process; killed when dropped.
+pub struct Duplex {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stderr: Arc<Lines>,
+    stdout: Arc<Lines>,
+    pub port: u16,
+}
+
+/// What the child's stdin is.
+pub enum Input {
+    /// A pipe the test writes to with [`Duplex::type_line`].
+    Piped,
+    /// `/dev/null`: the child sees end of input at once.
+    Null,
+}
+
+impl Duplex {
+    /// Starts `duplex <args>`; `{port}` in an argument is replaced by a free port, and the call
+    /// returns once that port accepts connections.
+    pub fn start(args: &[&str], input: Input) -> Duplex {
+        let port = free_port();
+        let args: Vec<String> = args.iter().map(|a| a.replace("{port}", &port.to_string())).collect();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_duplex"))
+            .args(&args)
+            .env_remove("RUST_LOG")
+            .stdin(match input {
+                Input::Piped => Stdio::piped(),
+                Input::Null => Stdio::null(),
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the duplex binary starts");
+        let stderr = Arc::new(Lines::default());
+        let stdout = Arc::new(Lines::default());
+        stderr.collect(child.stderr.take().expect("stderr piped"));
+        stdout.collect(child.stdout.take().expect("stdout piped"));
+        let stdin = child.stdin.take();
+        let d = Duplex { child, stdin, stderr, stdout, port };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(d.addr()).is_err() {
+            assert!(Instant::now() < deadline, "duplex {args:?} did not listen on {port}; log:\n{}", d.log());
+            thread::sleep(Duration::from_millis(20));
+        }
+        d
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    /// `ws://127.0.0.1:<port><path>`.
+    pub fn url(&self, path: &str) -> String {
+        format!("ws://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// Writes a line to its stdin.
+    pub fn type_line(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("started with Input::Piped");
+        writeln!(stdin, "{line}").and_then(|_| stdin.flush()).expect("stdin writable");
+    }
+
+    /// Closes its stdin.
+    pub fn close_stdin(&mut self) {
+        self.stdin = None;
+    }
+
+    /// Waits for a log line containing `needle`; panics with the log after `timeout`.
+    pub fn wait_log(&self, needle: &str, timeout: Duration) -> String {
+        self.stderr
+            .wait_for(needle, timeout)
+            .unwrap_or_else(|| panic!("no log line with {needle:?} within {timeout:?}; log:\n{}", self.log()))
+    }
+
+    /// Waits for a stdout line containing `needle`.
+    pub fn wait_output(&self, needle: &str, timeout: Duration) -> String {
+        self.stdout.wait_for(needle, timeout).unwrap_or_else(|| {
+            panic!("no output line with {needle:?} within {timeout:?}; output:\n{}\nlog:\n{}", self.output(), self.log())
+        })
+    }
+
+    /// Everything logged so far.
+    pub fn log(&self) -> String {
+        self.stderr.all()
+    }
+
+    /// Everything printed on stdout so far.
+    pub fn output(&self) -> String {
+        self.stdout.all()
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Duplex {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
