@@ -19,6 +19,7 @@ pub async fn run(args: Args) -> u8 {
     };
     let addr = server.local_addr().map(|a| a.to_string()).unwrap_or_default();
     tracing::info!("echo server listening on {}://{addr}", args.server.schemes().0);
+    crate::signals::shutdown_on_signals(server.shutdown_handle());
     let served = server
         .serve(|incoming| async move {
             let peer = incoming.peer_addr();

@@ -1,10 +1,16 @@
 //! The `duplex` command line.
 
+mod apps;
+mod bench;
 mod connect;
 mod console;
 mod echo;
+mod limit_args;
+mod pubsub_args;
+mod relay;
 mod serve;
 mod server_args;
+mod signals;
 mod tls_args;
 
 use std::process::ExitCode;
@@ -46,7 +52,8 @@ struct Cli {
 enum Command {
     /// Serve the demo: a page at / and, for every WebSocket connection, timed pushes of
     /// `Message <n>` and a log of what it sends. Lines typed on stdin go to the connections
-    /// (`/help` lists the console commands).
+    /// (`/help` lists the console commands). WebSockets to /pubsub speak the JSON pub/sub protocol
+    /// instead (docs/pubsub.md).
     #[command(after_help = AFTER_HELP)]
     Serve(serve::Args),
     /// Echo every message back unchanged (for conformance tests and benchmarks).
@@ -55,6 +62,13 @@ enum Command {
     /// Connect to a WebSocket URL: print what arrives, send each line of stdin.
     #[command(after_help = AFTER_HELP)]
     Connect(connect::Args),
+    /// Relay rooms: every message a client sends goes, unchanged, to every client connected to
+    /// the same URL path (its room), the sender included unless --no-echo.
+    #[command(after_help = AFTER_HELP)]
+    Relay(relay::Args),
+    /// Load generators: `bench echo` (throughput, latency, server CPU) and `bench connections`
+    /// (connect rate, server memory per idle connection).
+    Bench(bench::Args),
 }
 
 /// Parses `5s`, `500ms`, `2m`, `1.5s` or a bare number of seconds; `0` means off.
@@ -106,6 +120,8 @@ fn main() -> ExitCode {
             Command::Serve(args) => serve::run(args).await,
             Command::Echo(args) => echo::run(args).await,
             Command::Connect(args) => connect::run(args).await,
+            Command::Relay(args) => relay::run(args).await,
+            Command::Bench(args) => bench::run(args).await,
         }
     });
     // stdin readers may still be blocked in a thread: do not wait for them.

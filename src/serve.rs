@@ -1,6 +1,9 @@
 //! `duplex serve`: the reference scenario. A page at `/`; every WebSocket connection is logged
 //! (opened, each message received, closed) and receives `Message <n>` every interval until it
 //! closes. Lines typed on stdin are sent to the connections (see [`crate::console`]).
+//! WebSockets to `/pubsub` get the JSON pub/sub endpoint instead ([`crate::apps::pubsub`]).
+//! The pub/sub demos have their pages at `/chat`, `/feed`, `/multiplayer` and `/progress`, and their
+//! WebSockets at `<page>/ws` ([`crate::apps::demos`]).
 
 use std::time::Duration;
 
@@ -24,6 +27,9 @@ pub struct Args {
     /// Time between pushes of `Message <n>` to each connection (`5s`, `500ms`); `0` turns them off.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     interval: Duration,
+    /// Topics of the JSON pub/sub endpoint at /pubsub (docs/pubsub.md).
+    #[command(flatten)]
+    pubsub: crate::pubsub_args::PubSubOptions,
 }
 
 pub async fn run(args: Args) -> u8 {
@@ -34,11 +40,22 @@ pub async fn run(args: Args) -> u8 {
     let (ws, http) = args.server.schemes();
     tracing::info!("listening on {ws}://{addr} (page at {http}://{addr}/)");
     let interval = args.interval;
+    let pubsub = match args.pubsub.build("pubsub") {
+        Ok(p) => duplex_pubsub::JsonEndpoint::new(p),
+        Err(e) => {
+            tracing::error!("{e}");
+            return exit::FAILURE;
+        }
+    };
+    let demos = crate::apps::demos::Demos::start();
     let connections = Connections::new();
     tokio::spawn(crate::console::run(connections.clone()));
+    crate::signals::shutdown_on_signals(server.shutdown_handle());
     let served = server
         .serve(move |incoming| {
             let connections = connections.clone();
+            let pubsub = pubsub.clone();
+            let demos = demos.clone();
             async move {
                 let peer = incoming.peer_addr();
                 let req = match incoming.request().await {
@@ -48,13 +65,17 @@ pub async fn run(args: Args) -> u8 {
                 if !req.is_websocket() {
                     let path = req.request().path().to_owned();
                     let method = req.request().method.clone();
-                    let _ = match (method.as_str(), path.as_str()) {
-                        ("GET" | "HEAD", "/" | "/index.html") => {
+                    let page = match path.as_str() {
+                        "/" | "/index.html" => Some(INDEX_HTML),
+                        p => crate::apps::demos::page(p),
+                    };
+                    let _ = match (method.as_str(), page) {
+                        ("GET" | "HEAD", Some(page)) => {
                             let headers = [
                                 ("Content-Type".to_owned(), "text/html; charset=utf-8".to_owned()),
                                 ("Cache-Control".to_owned(), "no-cache".to_owned()),
                             ];
-                            let body = if method == "HEAD" { &b""[..] } else { INDEX_HTML.as_bytes() };
+                            let body = if method == "HEAD" { &b""[..] } else { page.as_bytes() };
                             req.respond(200, &headers, body).await
                         }
                         _ => req.reject(404, "not found: the page is at / and WebSockets connect to any path\n").await,
@@ -62,12 +83,19 @@ pub async fn run(args: Args) -> u8 {
                     return;
                 }
                 let path = req.request().target.clone();
+                let app_path = req.request().path().to_owned();
                 match req.accept().await {
                     Ok(mut ws) => {
                         let registration = connections.register(&mut ws, peer, path.clone());
                         let id = registration.id();
                         tracing::info!("#{id} opened from {peer} ({path})");
-                        session(id, ws, interval).await;
+                        match app_path.as_str() {
+                            crate::apps::pubsub::PATH => crate::apps::pubsub::session(id, ws, &pubsub).await,
+                            p => match crate::apps::demos::socket(p) {
+                                Some(demo) => demos.session(id, ws, demo).await,
+                                None => session(id, ws, interval).await,
+                            },
+                        }
                     }
                     Err(e) => tracing::info!(%peer, "handshake failed: {e}"),
                 }

@@ -5,6 +5,7 @@ use std::net::IpAddr;
 
 use duplex::{Config, Server};
 
+use crate::limit_args::LimitArgs;
 use crate::tls_args::TlsArgs;
 
 /// Where a server listens and how its connections are configured.
@@ -21,18 +22,20 @@ pub struct ServerOptions {
     #[arg(long)]
     pub no_deflate: bool,
     /// Compress each message on its own (answer `server_no_context_takeover`): no compressor is
-    /// kept between messages, saving ~370 KiB per connection that received a compressed message,
-    /// at some cost in ratio for streams of similar messages.
+    /// kept between messages, saving the ~370 KiB a connection otherwise holds once it has sent a
+    /// compressed message, at the cost of ratio on streams of similar messages and of CPU.
     #[arg(long, conflicts_with = "no_deflate")]
     pub deflate_no_context_takeover: bool,
     #[command(flatten)]
     pub tls: TlsArgs,
+    #[command(flatten)]
+    pub limits: LimitArgs,
 }
 
 impl ServerOptions {
     /// The connection configuration these options describe.
     pub fn config(&self) -> Config {
-        let mut config = Config::default().max_message_size(self.max_message_size);
+        let mut config = self.limits.apply(Config::default().max_message_size(self.max_message_size));
         config.protocol.deflate.enabled = !self.no_deflate;
         config.protocol.deflate.server_no_context_takeover = self.deflate_no_context_takeover;
         config

@@ -11,15 +11,19 @@
 //! Every process is started in its own process group and ended (SIGTERM, then SIGKILL) when its
 //! guard drops, and every wait has a deadline, so a hung peer fails the test instead of hanging it.
 
+mod support;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
+
+use support::{can_run, chromium_path, node_dir, peers_dir, repo_root, Need};
 
 /// How long a server may take to start listening.
 const STARTUP: Duration = Duration::from_secs(30);
@@ -29,101 +33,7 @@ const PEER_RUN: Duration = Duration::from_secs(120);
 const SHORT: Duration = Duration::from_secs(10);
 
 // ---------------------------------------------------------------------------------------------
-// What a test needs, and the skip rule
-
-/// Something outside cargo that a test needs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Need {
-    /// `python3` with `websockets` >= 14 (the asyncio API).
-    PythonWebsockets,
-    /// `node` and `tests/peers/node/node_modules` (ws, playwright-core).
-    NodePeers,
-    /// Debian's Chromium at /usr/bin/chromium (or $CHROMIUM).
-    Chromium,
-}
-
-impl Need {
-    /// What is missing, or None when this need is met. Checked once per process.
-    fn missing(self) -> Option<String> {
-        static PY: OnceLock<Option<String>> = OnceLock::new();
-        static NODE: OnceLock<Option<String>> = OnceLock::new();
-        static CHROMIUM: OnceLock<Option<String>> = OnceLock::new();
-        match self {
-            Need::PythonWebsockets => PY
-                .get_or_init(|| {
-                    let ok = Command::new("python3")
-                        .args(["-c", "import websockets.asyncio.client, websockets.asyncio.server"])
-                        .stdout(Stdio::null())
-                        .stderr(Stdio::null())
-                        .status()
-                        .is_ok_and(|s| s.success());
-                    (!ok).then(|| "python3 cannot import `websockets` (>= 14)".to_string())
-                })
-                .clone(),
-            Need::NodePeers => NODE
-                .get_or_init(|| {
-                    let node = Command::new("node")
-                        .arg("--version")
-                        .stdout(Stdio::null())
-                        .stderr(Stdio::null())
-                        .status()
-                        .is_ok_and(|s| s.success());
-                    let modules = node_dir().join("node_modules");
-                    if !node {
-                        Some("no `node` on PATH".to_string())
-                    } else if !modules.join("ws").is_dir() || !modules.join("playwright-core").is_dir() {
-                        Some(format!("no {} (npm ci there)", modules.display()))
-                    } else {
-                        None
-                    }
-                })
-                .clone(),
-            Need::Chromium => CHROMIUM
-                .get_or_init(|| {
-                    let path = chromium_path();
-                    (!path.is_file()).then(|| format!("no {} (apt-get install chromium)", path.display()))
-                })
-                .clone(),
-        }
-    }
-}
-
-/// The skip rule: true when everything `test` needs is present. Otherwise prints
-/// `SKIP <test>: <what is missing> (...)` to stderr and returns false, or, under `CI=true`,
-/// panics: in CI a skipped interop test is a failure.
-fn can_run(test: &str, needs: &[Need]) -> bool {
-    let missing: Vec<String> = needs.iter().filter_map(|n| n.missing()).collect();
-    if missing.is_empty() {
-        return true;
-    }
-    let line = format!("SKIP {test}: {} (run .ci/run or see docs/testing.md)", missing.join("; "));
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{line}; CI=true, so a skip is a failure");
-    }
-    // Straight to the process's stderr: the test harness captures eprintln! of passing tests,
-    // and a skip must be seen.
-    let _ = writeln!(std::io::stderr(), "{line}");
-    false
-}
-
-// ---------------------------------------------------------------------------------------------
-// Paths and commands
-
-fn repo_root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn peers_dir() -> PathBuf {
-    repo_root().join("tests").join("peers")
-}
-
-fn node_dir() -> PathBuf {
-    peers_dir().join("node")
-}
-
-fn chromium_path() -> PathBuf {
-    std::env::var_os("CHROMIUM").map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from)
-}
+// Commands (what a test needs, and the skip rule, are in tests/support: `can_run`, `Need`)
 
 /// The binary under test: cargo's build of `duplex`, or $DUPLEX_BIN.
 fn duplex(args: &[&str]) -> Command {

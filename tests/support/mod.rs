@@ -130,7 +130,11 @@ impl Duplex {
     /// Waits for a stdout line containing `needle`.
     pub fn wait_output(&self, needle: &str, timeout: Duration) -> String {
         self.stdout.wait_for(needle, timeout).unwrap_or_else(|| {
-            panic!("no output line with {needle:?} within {timeout:?}; output:\n{}\nlog:\n{}", self.output(), self.log())
+            panic!(
+                "no output line with {needle:?} within {timeout:?}; output:\n{}\nlog:\n{}",
+                self.output(),
+                self.log()
+            )
         })
     }
 
@@ -160,4 +164,103 @@ impl Drop for Duplex {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Outside peers, and the skip rule of the tests that need them (tests/interop.rs, tests/demos.rs)
+
+/// The repository's root.
+pub fn repo_root() -> &'static std::path::Path {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `tests/peers`.
+pub fn peers_dir() -> std::path::PathBuf {
+    repo_root().join("tests").join("peers")
+}
+
+/// `tests/peers/node`.
+pub fn node_dir() -> std::path::PathBuf {
+    peers_dir().join("node")
+}
+
+/// Debian's Chromium at /usr/bin/chromium, or $CHROMIUM.
+pub fn chromium_path() -> std::path::PathBuf {
+    std::env::var_os("CHROMIUM").map_or_else(|| std::path::PathBuf::from("/usr/bin/chromium"), std::path::PathBuf::from)
+}
+
+/// Something outside cargo that a test needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Need {
+    /// `python3` with `websockets` >= 14 (the asyncio API).
+    PythonWebsockets,
+    /// `node` and `tests/peers/node/node_modules` (ws, playwright-core).
+    NodePeers,
+    /// Debian's Chromium at /usr/bin/chromium (or $CHROMIUM).
+    Chromium,
+}
+
+impl Need {
+    /// What is missing, or None when this need is met. Checked once per process.
+    pub fn missing(self) -> Option<String> {
+        use std::sync::OnceLock;
+        static PY: OnceLock<Option<String>> = OnceLock::new();
+        static NODE: OnceLock<Option<String>> = OnceLock::new();
+        static CHROMIUM: OnceLock<Option<String>> = OnceLock::new();
+        match self {
+            Need::PythonWebsockets => PY
+                .get_or_init(|| {
+                    let ok = Command::new("python3")
+                        .args(["-c", "import websockets.asyncio.client, websockets.asyncio.server"])
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::null())
+                        .status()
+                        .is_ok_and(|s| s.success());
+                    (!ok).then(|| "python3 cannot import `websockets` (>= 14)".to_string())
+                })
+                .clone(),
+            Need::NodePeers => NODE
+                .get_or_init(|| {
+                    let node = Command::new("node")
+                        .arg("--version")
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::null())
+                        .status()
+                        .is_ok_and(|s| s.success());
+                    let modules = node_dir().join("node_modules");
+                    if !node {
+                        Some("no `node` on PATH".to_string())
+                    } else if !modules.join("ws").is_dir() || !modules.join("playwright-core").is_dir() {
+                        Some(format!("no {} (npm ci there)", modules.display()))
+                    } else {
+                        None
+                    }
+                })
+                .clone(),
+            Need::Chromium => CHROMIUM
+                .get_or_init(|| {
+                    let path = chromium_path();
+                    (!path.is_file()).then(|| format!("no {} (apt-get install chromium)", path.display()))
+                })
+                .clone(),
+        }
+    }
+}
+
+/// The skip rule: true when everything `test` needs is present. Otherwise prints
+/// `SKIP <test>: <what is missing> (...)` to stderr and returns false, or, under `CI=true`,
+/// panics: in CI a skipped test is a failure.
+pub fn can_run(test: &str, needs: &[Need]) -> bool {
+    let missing: Vec<String> = needs.iter().filter_map(|n| n.missing()).collect();
+    if missing.is_empty() {
+        return true;
+    }
+    let line = format!("SKIP {test}: {} (run .ci/run or see docs/testing.md)", missing.join("; "));
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("{line}; CI=true, so a skip is a failure");
+    }
+    // Straight to the process's stderr: the test harness captures eprintln! of passing tests,
+    // and a skip must be seen.
+    let _ = writeln!(std::io::stderr(), "{line}");
+    false
 }

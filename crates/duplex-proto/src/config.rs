@@ -43,6 +43,22 @@ pub struct Config {
     ///
     /// It takes effect only if the handshake negotiated the extension: the connection is then
     /// built with [`Connection::with_deflate`](crate::Connection::with_deflate).
+    ///
+    /// Memory per connection (zlib-rs, measured), allocated on the first compressed message of
+    /// each direction:
+    ///
+    /// | | window 15 | 14 | 13 | 12 | 11 | 10 | 9 (and 8) |
+    /// |---|---|---|---|---|---|---|---|
+    /// | compressor (own direction) | 371 KiB | 307 KiB | 275 KiB | 259 KiB | 251 KiB | 247 KiB | 245 KiB |
+    /// | decompressor (peer's direction) | 46 KiB | 46 KiB | 46 KiB | 46 KiB | 46 KiB | 46 KiB | 46 KiB |
+    ///
+    /// With context takeover (the default) a direction keeps its codec from its first compressed
+    /// message until the connection closes: ≈ 417 KiB for a server that both sends and receives
+    /// compressed messages with the defaults. Without it (`server_no_context_takeover` for what a
+    /// server sends, `client_no_context_takeover` for what a client sends) the codec exists only
+    /// while a message is (de)compressed, so an idle connection holds none, at the price of
+    /// allocating and initialising it for every message (≈ 45 µs for the compressor) and of ratio
+    /// on streams of similar small messages. Without the extension: nothing.
     pub deflate: DeflateConfig,
 }
 

@@ -296,7 +296,11 @@ impl Connection {
             + self.events.capacity() * std::mem::size_of::<Pending>()
             + self.out.len()
             + self.deflate.as_ref().map_or(0, |d| {
-                let c = if d.compressor.is_allocated() { deflate::compressor_heap_size(d.compressor.window_bits()) } else { 0 };
+                let c = if d.compressor.is_allocated() {
+                    deflate::compressor_heap_size(d.compressor.window_bits())
+                } else {
+                    0
+                };
                 let i = if d.decompressor.is_allocated() { deflate::DECOMPRESSOR_HEAP_SIZE } else { 0 };
                 c + i
             })
@@ -332,8 +336,8 @@ impl Connection {
             if (*len as usize) < need {
                 return rest;
             }
-            if need == 2 && FrameHeader::len_from_prefix(buf[1]) > 2 {
-                return rest; // now we know the full length; loop again
+            if need == 2 && FrameHeader::len_from_prefix(buf[1]) > 2 && FrameHeader::decode(&buf[..2]).is_ok() {
+                return rest; // now we know the full length (and the opcode is valid); loop again
             }
             FrameHeader::decode(&buf[..*len as usize]).map(|h| h.map(|(h, _)| (h, rest)))
         };
@@ -536,7 +540,12 @@ impl Connection {
 
     /// Inflates a piece of a compressed message's payload, unmasking it first (in a stack buffer:
     /// the compressed bytes are never stored).
-    fn compressed_payload(&mut self, chunk: &[u8], frame: FrameInProgress, mask_offset: usize) -> Result<(), Violation> {
+    fn compressed_payload(
+        &mut self,
+        chunk: &[u8],
+        frame: FrameInProgress,
+        mask_offset: usize,
+    ) -> Result<(), Violation> {
         let Some(key) = frame.mask else {
             return self.inflate_message(chunk, false);
         };
@@ -566,7 +575,10 @@ impl Connection {
             loop {
                 let start = m.data.len();
                 // Never more than one byte past the limit: a decompression bomb stops there.
-                let r = d.decompressor.inflate(input, &mut m.data, limit.saturating_add(1)).map_err(Violation::BadCompression)?;
+                let r = d
+                    .decompressor
+                    .inflate(input, &mut m.data, limit.saturating_add(1))
+                    .map_err(Violation::BadCompression)?;
                 input = &input[r.consumed..];
                 if m.data.len() > limit {
                     return Err(Violation::MessageTooBig { size: m.data.len() as u64, limit });
@@ -607,7 +619,12 @@ impl Connection {
                 if !piece.is_empty() || last {
                     let first = std::mem::replace(&mut m.first, false);
                     let data = Bytes::from(std::mem::take(&mut piece));
-                    self.events.push_back(Pending::Event(Event::Fragment(Fragment { kind: m.kind, data, first, last })));
+                    self.events.push_back(Pending::Event(Event::Fragment(Fragment {
+                        kind: m.kind,
+                        data,
+                        first,
+                        last,
+                    })));
                 }
                 if drained {
                     return Ok(());
@@ -956,10 +973,11 @@ impl Connection {
 }
 
 /// How much to reserve for a frame's payload before its bytes arrive: all of it for frames up to
-/// 1 MiB (one allocation, no regrowth), then 1 MiB and growth as bytes actually arrive, so a peer
-/// that sends only headers announcing large frames cannot make us reserve their declared sizes.
+/// 64 KiB (one allocation, no regrowth), then 64 KiB and growth as bytes actually arrive, so a
+/// peer that sends only headers announcing large frames cannot make us reserve their declared
+/// sizes (1,000 such connections cost 64 MiB of reservations, not gigabytes).
 fn initial_reservation(payload_len: u64) -> usize {
-    payload_len.min(1 << 20) as usize
+    payload_len.min(64 << 10) as usize
 }
 
 /// A payload to send: borrowed (copied into the queue) or owned (queued without a copy if large).
@@ -997,6 +1015,42 @@ pub fn encode_server_frame(message: &Message) -> Bytes {
     let mut v = Vec::with_capacity(hlen + data.len());
     v.extend_from_slice(&hbuf[..hlen]);
     v.extend_from_slice(data);
+    Bytes::from(v)
+}
+
+/// Encodes a whole message once as a **compressed** unmasked (server) frame, RSV1 set, to send the
+/// same bytes to many connections with [`Connection::send_encoded`] (relay, fan-out).
+///
+/// The message is compressed on its own, with a `window_bits` window (8..=15), so the frame is
+/// valid only on connections where [`DeflateParams::shares_server_frames`] says so: the server
+/// agreed `server_no_context_takeover` (with context takeover, a frame the connection's own
+/// compressor did not see would shift the peer's window under it) and a window at least as large.
+/// [`DeflateConfig::server_no_context_takeover`](crate::DeflateConfig::server_no_context_takeover)
+/// makes a server agree it with every client.
+///
+/// ```
+/// use duplex_proto::{deflate, Config, Connection, DeflateParams, Event, Message, Role};
+/// let text = Message::Text("tick ".repeat(40));
+/// let frame = duplex_proto::encode_compressed_server_frame(&text, 1, 15);
+/// let params = DeflateParams { server_no_context_takeover: true, ..DeflateParams::default() };
+/// assert!(params.shares_server_frames(15));
+/// let mut client = Connection::with_deflate(Role::Client, Config::default(), Some(params));
+/// client.receive(&frame);
+/// assert_eq!(client.next_event(), Ok(Some(Event::Message(text))));
+/// ```
+pub fn encode_compressed_server_frame(message: &Message, level: u32, window_bits: u8) -> Bytes {
+    let opcode = match message.kind() {
+        MessageKind::Text => Opcode::Text,
+        MessageKind::Binary => Opcode::Binary,
+    };
+    let mut payload = Vec::new();
+    Compressor::new(level, window_bits, true).compress(message.as_bytes(), &mut payload, true);
+    let header = FrameHeader { fin: true, rsv: RSV1, opcode, mask: None, payload_len: payload.len() as u64 };
+    let mut hbuf = [0u8; MAX_HEADER_LEN];
+    let hlen = header.encode(&mut hbuf);
+    let mut v = Vec::with_capacity(hlen + payload.len());
+    v.extend_from_slice(&hbuf[..hlen]);
+    v.extend_from_slice(&payload);
     Bytes::from(v)
 }
 

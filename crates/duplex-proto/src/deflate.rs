@@ -138,6 +138,15 @@ impl Default for DeflateParams {
 }
 
 impl DeflateParams {
+    /// Whether a frame from [`encode_compressed_server_frame`](crate::encode_compressed_server_frame)
+    /// made with a `window_bits` window may be sent on this connection: the server compresses
+    /// every message on its own (`server_no_context_takeover`) and its window is no smaller (8
+    /// counts as 9, see the [module docs](self)).
+    pub fn shares_server_frames(&self, window_bits: u8) -> bool {
+        self.server_no_context_takeover
+            && codec_window_bits(self.server_max_window_bits) >= codec_window_bits(window_bits)
+    }
+
     /// These parameters as a `Sec-WebSocket-Extensions` value (windows of 15 are left out).
     ///
     /// ```
@@ -556,7 +565,12 @@ pub(crate) struct Compressor {
 
 impl Compressor {
     pub(crate) fn new(level: u32, negotiated_bits: u8, no_context_takeover: bool) -> Self {
-        Compressor { level: level.min(9), window_bits: codec_window_bits(negotiated_bits), no_context_takeover, z: None }
+        Compressor {
+            level: level.min(9),
+            window_bits: codec_window_bits(negotiated_bits),
+            no_context_takeover,
+            z: None,
+        }
     }
 
     /// Whether the zlib state is allocated.
@@ -574,7 +588,10 @@ impl Compressor {
     /// takeover, the compressor freed.
     pub(crate) fn compress(&mut self, mut input: &[u8], out: &mut Vec<u8>, end: bool) {
         let (level, bits) = (self.level, self.window_bits);
-        let z = self.z.get_or_insert_with(|| Box::new(Compress::new_with_window_bits(Compression::new(level), false, bits)));
+        let z = self
+            .z
+            .get_or_insert_with(|| Box::new(Compress::new_with_window_bits(Compression::new(level), false, bits)));
+        let start = out.len();
         out.reserve(input.len() / 4 + 64);
         loop {
             let before = z.total_in();
@@ -591,6 +608,12 @@ impl Compressor {
         if end {
             if out.ends_with(&TRAILER) {
                 out.truncate(out.len() - TRAILER.len());
+            } else if out.len() == start {
+                // Nothing since the last sync flush (an empty last fragment, or an empty message
+                // after another): send the first byte of an empty stored block, which the peer's
+                // appended trailer completes (RFC 7692 §7.2.3.6). An empty payload would leave the
+                // peer's inflater inside a stored block of 0xff00 bytes (found by fuzzing).
+                out.push(0x00);
             }
             if self.no_context_takeover {
                 self.z = None;

@@ -157,8 +157,10 @@ fn server_accepts_rfc_7692_offers() {
         let got = negotiate(config, offers);
         assert_eq!(got, Some((*expected, answer.to_string())), "offers {offers:?}");
         // The answer, read back by a client that made such an offer, gives the same parameters.
-        assert_eq!(DeflateConfig::default().accept_response(answer).map(|p| p.map(|p| p.server_max_window_bits)),
-            Ok(Some(expected.server_max_window_bits)));
+        assert_eq!(
+            DeflateConfig::default().accept_response(answer).map(|p| p.map(|p| p.server_max_window_bits)),
+            Ok(Some(expected.server_max_window_bits))
+        );
     }
 }
 
@@ -166,24 +168,24 @@ fn server_accepts_rfc_7692_offers() {
 fn server_declines_invalid_offers() {
     let d = DeflateConfig::default();
     for offer in [
-        "permessage-deflate; foo",                                          // unknown parameter
+        "permessage-deflate; foo", // unknown parameter
         "permessage-deflate; foo=1",
-        "permessage-deflate; server_max_window_bits",                       // value required
-        "permessage-deflate; server_max_window_bits=16",                    // out of range
+        "permessage-deflate; server_max_window_bits",    // value required
+        "permessage-deflate; server_max_window_bits=16", // out of range
         "permessage-deflate; server_max_window_bits=7",
-        "permessage-deflate; server_max_window_bits=08",                    // leading zero
+        "permessage-deflate; server_max_window_bits=08", // leading zero
         "permessage-deflate; server_max_window_bits=1e1",
         "permessage-deflate; client_max_window_bits=0",
         "permessage-deflate; client_max_window_bits=abc",
-        "permessage-deflate; server_no_context_takeover=1",                 // takes no value
+        "permessage-deflate; server_no_context_takeover=1", // takes no value
         "permessage-deflate; client_no_context_takeover=\"\"",
         "permessage-deflate; client_max_window_bits; client_max_window_bits", // duplicates
         "permessage-deflate; server_no_context_takeover; server_no_context_takeover",
         "permessage-deflate; server_max_window_bits=10; server_max_window_bits=10",
-        "permessage-deflate; server_max_window_bits=\"1 0\"",               // quoted non-token
-        "permessage-deflate; server_max_window_bits=\"10",                  // unterminated quote
+        "permessage-deflate; server_max_window_bits=\"1 0\"", // quoted non-token
+        "permessage-deflate; server_max_window_bits=\"10",    // unterminated quote
         "permessage-deflate; =10",
-        "x-webkit-deflate-frame",                                          // not ours
+        "x-webkit-deflate-frame", // not ours
         "",
     ] {
         assert_eq!(negotiate(&d, &[offer]), None, "offer {offer:?} should be declined");
@@ -292,7 +294,13 @@ fn rfc_7692_section_7_2_3_examples() {
     assert_eq!(inflate_message(&mut d, &[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]), b"Hello");
     assert_eq!(inflate_message(&mut d, &[0xf2, 0x00, 0x11, 0x00, 0x00]), b"Hello");
     // §7.2.3.3: a stored (uncompressed) block.
-    assert_eq!(inflate_message(&mut Decompressor::new(15, true), &[0x00, 0x05, 0x00, 0xfa, 0xff, b'H', b'e', b'l', b'l', b'o', 0x00]), b"Hello");
+    assert_eq!(
+        inflate_message(
+            &mut Decompressor::new(15, true),
+            &[0x00, 0x05, 0x00, 0xfa, 0xff, b'H', b'e', b'l', b'l', b'o', 0x00]
+        ),
+        b"Hello"
+    );
     // §7.2.3.4: a block with BFINAL set, followed by nothing the receiver may read.
     let mut d = Decompressor::new(15, false);
     assert_eq!(inflate_message(&mut d, &[0xf3, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, 0x00]), b"Hello");
@@ -327,7 +335,8 @@ fn eight_bit_windows_stay_within_256_bytes() {
     // Negotiated 8 bits: we compress with 9, whose matches reach back at most 512 - 262 = 250
     // bytes. A decoder that allows only 256 bytes of distance must accept it: zlib-rs' inflate
     // takes 8 bits for raw streams (flate2 does not expose it, so use the crate directly).
-    let text: Vec<u8> = (0..20_000u32).map(|i| b"abcdefghijklmnopqrstuvwxyz0123456789"[(i * i % 37 % 36) as usize]).collect();
+    let text: Vec<u8> =
+        (0..20_000u32).map(|i| b"abcdefghijklmnopqrstuvwxyz0123456789"[(i * i % 37 % 36) as usize]).collect();
     let mut c = Compressor::new(9, 8, false);
     assert_eq!(c.window_bits(), 9);
     let mut wire = compress_message(&mut c, &text);
@@ -346,7 +355,8 @@ fn corrupt_data_is_an_error_not_a_panic() {
     assert!(d.inflate(&[0xff, 0xff, 0xff], &mut Vec::new(), 1 << 20).is_err());
     // A stream that stops making sense halfway: valid "Hello", then a reserved block type.
     let mut d = Decompressor::new(15, false);
-    let r = d.inflate(&[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, 0x00, 0x00, 0xff, 0xff, 0x07], &mut Vec::new(), 1 << 20);
+    let r =
+        d.inflate(&[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, 0x00, 0x00, 0xff, 0xff, 0x07], &mut Vec::new(), 1 << 20);
     assert!(r.is_err(), "{r:?}");
     // (zlib, and zlib-rs, do not police the window size: a distance beyond the negotiated window
     // but within the output already produced inflates fine. That is lenient, not unsafe.)
@@ -620,8 +630,10 @@ fn bad_compressed_data_is_1007() {
     assert_eq!(err.code(), CloseCode::INVALID_PAYLOAD);
     // Valid deflate of invalid UTF-8 in a text message: 1007 as well, whole or streamed.
     for streaming in [false, true] {
-        let (_, err) =
-            server_receives(Config::default().streaming(streaming), &client_frame(0xc1, &deflated(&[b'a', 0xff, b'b'])));
+        let (_, err) = server_receives(
+            Config::default().streaming(streaming),
+            &client_frame(0xc1, &deflated(&[b'a', 0xff, b'b'])),
+        );
         assert_eq!(err.unwrap().violation(), &Violation::InvalidUtf8);
     }
     // ... and a text message that ends inside a character.
@@ -664,4 +676,56 @@ fn decompression_bomb_is_stopped_at_the_limit() {
     let (events, err) = server_receives(Config::default().max_message_size(limit), &ok);
     assert_eq!(err, None);
     assert!(matches!(&events[..], [Event::Message(Message::Binary(b))] if b.len() == limit));
+}
+
+proptest! {
+    /// Whatever a peer puts in a compressed message, the connection answers with an event or a
+    /// close code, never a panic; a valid prefix followed by garbage too.
+    #[test]
+    fn garbage_in_compressed_messages_never_panics(
+        garbage in prop::collection::vec(any::<u8>(), 0..300), prefix: bool, streaming: bool, text: bool,
+        split in 0usize..300,
+    ) {
+        let mut payload = if prefix { deflated(b"a valid beginning, then noise") } else { Vec::new() };
+        payload.extend_from_slice(&garbage);
+        let cut = split.min(payload.len());
+        let op = if text { 0x1 } else { 0x2 };
+        let wire = [client_frame(0x40 | op, &payload[..cut]), client_frame(0x80, &payload[cut..])].concat();
+        let config = Config::default().streaming(streaming).max_message_size(4096);
+        let (_, err) = server_receives(config, &wire);
+        if let Some(e) = err {
+            prop_assert!(
+                [CloseCode::INVALID_PAYLOAD, CloseCode::MESSAGE_TOO_BIG].contains(&e.code()),
+                "unexpected {e}"
+            );
+        }
+    }
+}
+
+#[test]
+fn one_compressed_frame_for_many_connections() {
+    // A server that forces server_no_context_takeover: the same compressed bytes are valid on
+    // every connection, between messages each connection compresses itself.
+    let server_config = DeflateConfig::default().server_no_context_takeover(true);
+    let offers = ["permessage-deflate; client_max_window_bits", "permessage-deflate; server_max_window_bits=10"];
+    let shared = crate::encode_compressed_server_frame(&Message::Text("news ".repeat(50)), 1, 9);
+    for offer in offers {
+        let (p, _) = negotiate(&server_config, &[offer]).unwrap();
+        assert!(p.shares_server_frames(9));
+        assert_eq!(p.shares_server_frames(15), p.server_max_window_bits == 15);
+        let (mut client, mut server) = pair(p, Config::default(), Config::default());
+        server.send_text(&"own ".repeat(40)).unwrap();
+        server.send_encoded(shared.clone()).unwrap();
+        server.send_text(&"own ".repeat(40)).unwrap();
+        let events = deliver(&mut client, &drain_outgoing(&mut server), 5).unwrap();
+        assert_eq!(
+            events,
+            vec![
+                Event::Message(Message::Text("own ".repeat(40))),
+                Event::Message(Message::Text("news ".repeat(50))),
+                Event::Message(Message::Text("own ".repeat(40))),
+            ]
+        );
+    }
+    assert!(!DeflateParams::default().shares_server_frames(9), "context takeover: never");
 }

@@ -27,10 +27,15 @@ pub mod message;
 pub mod outgoing;
 pub mod utf8;
 
+#[cfg(test)]
+mod fuzz_regressions;
+
 pub use close::{CloseCode, CloseFrame};
 pub use config::Config;
+pub use connection::{
+    drain_outgoing, encode_compressed_server_frame, encode_server_frame, Connection, Event, Role, State,
+};
 pub use deflate::{DeflateConfig, DeflateParams};
-pub use connection::{drain_outgoing, encode_server_frame, Connection, Event, Role, State};
 pub use error::{ProtocolError, SendError, Violation};
 pub use message::{Fragment, Message, MessageKind};
 pub use outgoing::Outgoing;

@@ -36,6 +36,9 @@ pub enum Error {
     Closed,
     /// A deadline passed: `what` says which one.
     Timeout(&'static str),
+    /// The server refused the upgrade with this HTTP status (403 foreign origin, 503 at its
+    /// connection limit or shutting down), for this reason.
+    Refused(u16, String),
     /// The URL cannot be used for a WebSocket.
     Url(String),
     /// TLS failed: the peer's certificate is not trusted or not for this host, the peer does not
@@ -64,6 +67,7 @@ impl fmt::Display for Error {
             Error::Closed => f.write_str("the connection is closed"),
             Error::Timeout(what) => write!(f, "timed out: {what}"),
             Error::Url(e) => write!(f, "bad WebSocket URL: {e}"),
+            Error::Refused(status, why) => write!(f, "refused with HTTP {status}: {why}"),
             Error::Tls(e) => write!(f, "TLS: {e}"),
         }
     }

@@ -35,21 +35,26 @@
 pub mod client;
 pub mod config;
 pub mod error;
+pub mod origin;
 pub mod outbox;
 pub mod registry;
 pub mod server;
+pub mod shutdown;
 pub mod socket;
 pub mod split;
 pub mod stream;
 pub mod tls;
 
 pub use client::{connect, Client, Target};
-pub use config::Config;
-pub use duplex_proto::{CloseCode, CloseFrame, DeflateConfig, DeflateParams, Event, Fragment, Message, MessageKind, Role};
+pub use config::{Config, SlowConsumer};
+pub use duplex_proto::{
+    CloseCode, CloseFrame, DeflateConfig, DeflateParams, Event, Fragment, Message, MessageKind, Role,
+};
 pub use error::{Error, Result};
 pub use outbox::Sender;
 pub use registry::{ConnectionInfo, Connections, Registration, SendToError};
 pub use server::{Accept, Incoming, Server, UpgradeRequest};
+pub use shutdown::ShutdownHandle;
 pub use socket::WebSocket;
 pub use split::{ReadHalf, WriteHalf};
 pub use stream::{ClientStream, ServerStream};

@@ -22,6 +22,9 @@ use std::task::Waker;
 use bytes::Bytes;
 use duplex_proto::{CloseFrame, Message};
 use futures_util::task::AtomicWaker;
+use tokio::sync::Notify;
+
+use crate::config::SlowConsumer;
 
 /// A command for the connection's task.
 #[derive(Debug)]
@@ -49,21 +52,34 @@ pub(crate) struct Shared {
     /// Bytes queued in the socket itself (written back by the socket on every poll).
     socket_buffered: AtomicUsize,
     limit: usize,
+    policy: SlowConsumer,
     waker: AtomicWaker,
     closed: AtomicBool,
+    /// A close was queued by the slow-consumer policy: queue nothing more.
+    closing: AtomicBool,
+    /// Senders waiting for room ([`Sender::send_wait`]), woken when the socket drains.
+    room: Notify,
+    waiting: AtomicUsize,
+    /// Messages dropped by [`SlowConsumer::Drop`].
+    pub(crate) dropped: AtomicU64,
     pub(crate) messages_in: AtomicU64,
     pub(crate) messages_out: AtomicU64,
 }
 
 impl Shared {
-    pub(crate) fn new(limit: usize) -> Arc<Shared> {
+    pub(crate) fn new(limit: usize, policy: SlowConsumer) -> Arc<Shared> {
         Arc::new(Shared {
             queue: Mutex::new(VecDeque::new()),
             queued_bytes: AtomicUsize::new(0),
             socket_buffered: AtomicUsize::new(0),
             limit,
+            policy,
             waker: AtomicWaker::new(),
             closed: AtomicBool::new(false),
+            closing: AtomicBool::new(false),
+            room: Notify::new(),
+            waiting: AtomicUsize::new(0),
+            dropped: AtomicU64::new(0),
             messages_in: AtomicU64::new(0),
             messages_out: AtomicU64::new(0),
         })
@@ -86,6 +102,13 @@ impl Shared {
 
     pub(crate) fn set_socket_buffered(&self, n: usize) {
         self.socket_buffered.store(n, Ordering::Relaxed);
+        if self.waiting.load(Ordering::Acquire) > 0 && self.buffered() <= self.limit / 2 {
+            self.room.notify_waiters();
+        }
+    }
+
+    fn buffered(&self) -> usize {
+        self.queued_bytes.load(Ordering::Relaxed) + self.socket_buffered.load(Ordering::Relaxed)
     }
 
     /// The socket has ended: senders fail from now on, and what is queued is dropped.
@@ -93,21 +116,54 @@ impl Shared {
         self.closed.store(true, Ordering::Release);
         self.lock().clear();
         self.queued_bytes.store(0, Ordering::Release);
+        self.room.notify_waiters();
     }
 
     fn push(&self, cmd: Command) -> Result<(), SendError> {
-        if self.closed.load(Ordering::Acquire) {
-            return Err(SendError::Closed);
+        self.push_with(cmd, self.policy)
+    }
+
+    /// Queues `cmd` if there is room; otherwise gives it back with the reason.
+    fn try_push(&self, cmd: Command) -> Result<(), (SendError, Command)> {
+        if self.closed.load(Ordering::Acquire) || self.closing.load(Ordering::Acquire) {
+            return Err((SendError::Closed, cmd));
         }
+        let buffered = self.buffered();
         let size = cmd.size();
-        let buffered = self.queued_bytes.load(Ordering::Relaxed) + self.socket_buffered.load(Ordering::Relaxed);
         if size > 0 && buffered + size > self.limit {
-            return Err(SendError::Full { buffered, limit: self.limit });
+            return Err((SendError::Full { buffered, limit: self.limit }, cmd));
         }
         self.lock().push_back(cmd);
         self.queued_bytes.fetch_add(size, Ordering::AcqRel);
         self.waker.wake();
         Ok(())
+    }
+
+    fn push_with(&self, cmd: Command, policy: SlowConsumer) -> Result<(), SendError> {
+        let full = match self.try_push(cmd) {
+            Ok(()) => return Ok(()),
+            Err((full @ SendError::Full { .. }, _)) => full,
+            Err((e, _)) => return Err(e),
+        };
+        match policy {
+            SlowConsumer::Reject => Err(full),
+            SlowConsumer::Drop => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                Err(SendError::Dropped)
+            }
+            SlowConsumer::Close(code) => {
+                if !self.closing.swap(true, Ordering::AcqRel) {
+                    tracing::debug!(
+                        buffered = self.buffered(),
+                        limit = self.limit,
+                        "slow consumer: closing with {code}"
+                    );
+                    self.lock().push_back(Command::Close(Some(CloseFrame::new(code, "slow consumer"))));
+                    self.waker.wake();
+                }
+                Err(SendError::Closed)
+            }
+        }
     }
 }
 
@@ -115,8 +171,11 @@ impl Shared {
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SendError {
-    /// The connection has ended.
+    /// The connection has ended, or is closing.
     Closed,
+    /// The message was dropped for this connection by [`SlowConsumer::Drop`]: it is over its
+    /// write buffer limit. Later messages go through once it catches up.
+    Dropped,
     /// The connection already has `buffered` bytes waiting, and this message would pass `limit`
     /// ([`Config::write_buffer_limit`](crate::Config::write_buffer_limit)): the peer reads
     /// slower than it is sent to.
@@ -131,7 +190,8 @@ pub enum SendError {
 impl fmt::Display for SendError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            SendError::Closed => f.write_str("the connection has closed"),
+            SendError::Closed => f.write_str("the connection has closed or is closing"),
+            SendError::Dropped => f.write_str("dropped: the connection is not reading fast enough"),
             SendError::Full { buffered, limit } => write!(
                 f,
                 "the connection already has {buffered} bytes waiting to be written (limit {limit}): the peer is not reading fast enough"
@@ -160,6 +220,35 @@ impl Sender {
     /// ended or has more than its write buffer limit waiting.
     pub fn send(&self, message: impl Into<Message>) -> Result<(), SendError> {
         self.shared.push(Command::Message(message.into()))
+    }
+
+    /// Queues a message, waiting (without a timeout) while the connection is over its write buffer
+    /// limit, whatever the slow-consumer policy: for producers that must not lose anything and
+    /// can afford to go at the pace of this one reader.
+    pub async fn send_wait(&self, message: impl Into<Message>) -> Result<(), SendError> {
+        let mut cmd = Command::Message(message.into());
+        loop {
+            let notified = self.shared.room.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            self.shared.waiting.fetch_add(1, Ordering::AcqRel);
+            let result = self.shared.try_push(cmd);
+            match result {
+                Err((SendError::Full { .. }, returned)) => {
+                    notified.await;
+                    self.shared.waiting.fetch_sub(1, Ordering::AcqRel);
+                    cmd = returned;
+                }
+                Err((e, _)) => {
+                    self.shared.waiting.fetch_sub(1, Ordering::AcqRel);
+                    return Err(e);
+                }
+                Ok(()) => {
+                    self.shared.waiting.fetch_sub(1, Ordering::AcqRel);
+                    return Ok(());
+                }
+            }
+        }
     }
 
     /// Queues a frame encoded once for many connections

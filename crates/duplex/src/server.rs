@@ -34,6 +34,8 @@ use tokio::time::{timeout_at, Instant};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::origin;
+use crate::shutdown::{Permit, ShutdownHandle, Tracker};
 use crate::socket::WebSocket;
 use crate::stream::ServerStream;
 use crate::tls::TlsAcceptor;
@@ -44,6 +46,7 @@ pub struct Server {
     listener: TcpListener,
     config: Arc<Config>,
     tls: Option<TlsAcceptor>,
+    tracker: Arc<Tracker>,
 }
 
 impl Server {
@@ -54,7 +57,7 @@ impl Server {
 
     /// Serves on a listener bound elsewhere.
     pub fn from_listener(listener: TcpListener, config: Config) -> Server {
-        Server { listener, config: Arc::new(config), tls: None }
+        Server { listener, config: Arc::new(config), tls: None, tracker: Arc::default() }
     }
 
     /// Serves `wss://`: every accepted connection runs a TLS handshake first, in
@@ -102,6 +105,7 @@ impl Server {
                 Ok((io, peer)) => {
                     let _ = io.set_nodelay(true);
                     let mut incoming = Incoming::new(ServerStream::Plain(io), peer, self.config.clone());
+                    incoming.permit = Some(self.tracker.admit());
                     if let Some(tls) = &self.tls {
                         incoming.prelude = Some(tls_prelude(tls.clone()));
                     }
@@ -118,16 +122,51 @@ impl Server {
         }
     }
 
-    /// Accepts connections forever, running `handler` for each in its own task.
+    /// A handle that starts this server's graceful shutdown (see [`crate::shutdown`]).
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        ShutdownHandle { tracker: self.tracker.clone() }
+    }
+
+    /// Accepts connections, running `handler` for each in its own task, until a shutdown is
+    /// started with a [`ShutdownHandle`]. Then it stops accepting, sends close 1001 to every open
+    /// WebSocket (after what each already has queued), waits up to
+    /// [`Config::shutdown_grace`] for them to close, logs what did not, and returns.
     pub async fn serve<F, Fut>(self, handler: F) -> io::Result<()>
     where
         F: Fn(Incoming<ServerStream>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
         loop {
-            let incoming = self.accept().await?;
-            tokio::spawn(handler(incoming));
+            tokio::select! {
+                incoming = self.accept() => {
+                    tokio::spawn(handler(incoming?));
+                }
+                _ = self.tracker.wait_started() => break,
+            }
         }
+        let Server { listener, config, tracker, .. } = self;
+        drop(listener); // refuse new connections at the TCP level
+        let open = tracker.active();
+        tracing::info!("shutting down: closing {open} connection{} (grace {:?})", plural(open), config.shutdown_grace);
+        let (left, bytes) = tracker.drain(config.shutdown_grace).await;
+        if left == 0 {
+            tracing::info!("shutdown complete: every connection closed");
+        } else {
+            tracing::warn!(
+                "shutdown: {left} connection{} did not close within {:?}; {bytes} queued bytes were not delivered",
+                plural(left),
+                config.shutdown_grace
+            );
+        }
+        Ok(())
+    }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
     }
 }
 
@@ -169,13 +208,15 @@ pub struct Incoming<S> {
     config: Arc<Config>,
     deadline: Instant,
     prelude: Option<Prelude<S>>,
+    /// Its place in the server's count of connections.
+    permit: Option<Permit>,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Incoming<S> {
     /// Wraps a transport accepted elsewhere (a TLS stream, a Unix socket).
     pub fn new(io: S, peer: SocketAddr, config: Arc<Config>) -> Self {
         let deadline = Instant::now() + config.handshake_timeout;
-        Incoming { io, peer, config, deadline, prelude: None }
+        Incoming { io, peer, config, deadline, prelude: None, permit: None }
     }
 
     /// The peer's address.
@@ -227,14 +268,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Incoming<S> {
         match parsed {
             Ok(Ok((request, head_len))) => {
                 buf.drain(..head_len);
-                Ok(UpgradeRequest {
+                let upgrade = UpgradeRequest {
                     io: self.io,
                     peer: self.peer,
                     request,
                     leftover: buf,
                     config: self.config,
                     deadline: self.deadline,
-                })
+                    permit: self.permit,
+                };
+                let over = upgrade.permit.as_ref().is_some_and(|p| p.active() > upgrade.config.max_connections);
+                if over {
+                    tracing::warn!(peer = %upgrade.peer, "refused: {} connections is the limit", upgrade.config.max_connections);
+                    let _ = upgrade.refuse(503, "the server is at its connection limit; try again later\n").await;
+                    return Err(Error::Refused(503, "connection limit reached".into()));
+                }
+                Ok(upgrade)
             }
             Ok(Err(Error::Handshake(e))) => {
                 tracing::debug!(peer = %self.peer, error = %e, "bad HTTP request");
@@ -299,9 +348,25 @@ pub struct UpgradeRequest<S> {
     leftover: Vec<u8>,
     config: Arc<Config>,
     deadline: Instant,
+    permit: Option<Permit>,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> UpgradeRequest<S> {
+    /// Answers with a plain-text refusal, keeping the request for the caller's error.
+    async fn refuse(mut self, status: u16, body: &str) -> Result<()> {
+        let headers = [("Content-Type".to_owned(), "text/plain; charset=utf-8".to_owned())];
+        let resp = http_response(status, &headers, body.as_bytes());
+        match timeout_at(self.deadline, async {
+            self.io.write_all(&resp).await?;
+            self.io.shutdown().await
+        })
+        .await
+        {
+            Ok(r) => Ok(r?),
+            Err(_) => Err(Error::Timeout("writing the HTTP response")),
+        }
+    }
+
     /// The request: method, path and query, headers, origin, offered subprotocols.
     pub fn request(&self) -> &Request {
         &self.request
@@ -327,6 +392,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> UpgradeRequest<S> {
     /// RFC 6455 §4.2.1. A request that fails the checks is answered with the status its error
     /// names (400, or 426 with `Sec-WebSocket-Version: 13`), and the error returned.
     pub async fn accept_with(mut self, accept: Accept) -> Result<WebSocket<S>> {
+        if let Some(origin) = self.request.origin().map(str::to_owned) {
+            if !self.config.allowed_origins.is_empty() && !origin::is_allowed(&self.config.allowed_origins, &origin) {
+                tracing::info!(peer = %self.peer, %origin, "refused: origin not allowed");
+                self.refuse(403, "this origin may not open a WebSocket here\n").await?;
+                return Err(Error::Refused(403, format!("origin {origin} is not allowed")));
+            }
+        }
+        if self.permit.as_ref().is_some_and(|p| p.is_shutting_down()) {
+            self.refuse(503, "the server is shutting down\n").await?;
+            return Err(Error::Refused(503, "the server is shutting down".into()));
+        }
         let key = match self.request.validate() {
             Ok(k) => k.to_owned(),
             Err(e) => {
@@ -357,8 +433,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> UpgradeRequest<S> {
             Ok(r) => r?,
             Err(_) => return Err(Error::Timeout("writing the handshake response")),
         }
-        Ok(WebSocket::from_upgraded_with_deflate(self.io, Role::Server, config, deflate, &self.leftover)
-            .with_protocol(accept.protocol))
+        let mut ws = WebSocket::from_upgraded_with_deflate(self.io, Role::Server, config, deflate, &self.leftover)
+            .with_protocol(accept.protocol);
+        if let Some(mut permit) = self.permit.take() {
+            permit.attach(ws.sender());
+            ws.set_permit(permit);
+        }
+        Ok(ws)
     }
 
     /// Refuses the upgrade with an HTTP status and a plain-text body (403 for a foreign origin,

@@ -21,7 +21,9 @@ use std::task::{ready, Context, Poll};
 use bytes::Buf;
 use duplex_proto::{CloseFrame, Connection, Event, Message, MessageKind, Role, State};
 use futures_core::Stream;
+use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
 use tokio::time::{Instant, Sleep};
 
 use crate::config::Config;
@@ -73,6 +75,22 @@ pub struct WebSocket<S> {
     outbox: Option<Arc<outbox::Shared>>,
     /// This end sent the first close frame.
     closed_by_us: bool,
+    /// Keepalive and idle timeout, only when configured.
+    liveness: Option<Liveness>,
+    /// A server connection's place in its server's count (dropped with the socket).
+    permit: Option<crate::shutdown::Permit>,
+}
+
+/// The keepalive ping and idle timeout of one connection: one timer, re-armed only when it fires.
+/// Reads just set a flag; the timer turns flags into timestamps, so the hot path never reads the
+/// clock.
+struct Liveness {
+    sleep: Pin<Box<Sleep>>,
+    read_seen: bool,
+    message_seen: bool,
+    last_read: Instant,
+    last_message: Instant,
+    ping_sent: Option<Instant>,
 }
 
 impl<S> Drop for WebSocket<S> {
@@ -91,6 +109,45 @@ impl<S> std::fmt::Debug for WebSocket<S> {
             .field("phase", &self.phase)
             .field("buffered", &self.conn.buffered_amount())
             .finish()
+    }
+}
+
+impl<S> WebSocket<S> {
+    /// How the close handshake went: the frame that started it, and whether this end sent it.
+    /// `None` until a close frame has been sent or received. A browser's `CloseEvent` shows the
+    /// code and reason of the frame that started the handshake, whichever end sent it.
+    pub fn closing_frame(&self) -> Option<(Option<CloseFrame>, bool)> {
+        if self.closed_by_us {
+            let sent = self.conn.close_sent().cloned().filter(|f| f.code != duplex_proto::CloseCode::NO_STATUS);
+            Some((sent, true))
+        } else {
+            self.conn.close_received().map(|f| (f.clone(), false))
+        }
+    }
+
+    /// The close frame the peer sent, once it has: `Some(None)` if it had no code.
+    pub fn close_frame(&self) -> Option<&Option<CloseFrame>> {
+        self.conn.close_received()
+    }
+
+    /// Bytes queued but not yet written to the transport (a browser's `bufferedAmount`).
+    pub fn buffered_amount(&self) -> usize {
+        self.conn.buffered_amount()
+    }
+
+    /// Whether the connection is fully closed (nothing more to receive or send).
+    pub fn is_closed(&self) -> bool {
+        self.phase == Phase::Done
+    }
+
+    /// The subprotocol agreed in the handshake.
+    pub fn protocol(&self) -> Option<&str> {
+        self.protocol.as_deref()
+    }
+
+    /// The protocol state machine (read-only): state, close frames, failure.
+    pub fn connection(&self) -> &Connection {
+        &self.conn
     }
 }
 
@@ -116,7 +173,34 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         if !leftover.is_empty() {
             conn.receive(leftover);
         }
-        WebSocket { io, conn, config, phase: Phase::Open, close_timer: None, error: None, protocol: None, outbox: None, closed_by_us: false }
+        let liveness = (config.ping_interval.is_some() || config.idle_timeout.is_some()).then(|| {
+            let now = Instant::now();
+            Liveness {
+                sleep: Box::pin(tokio::time::sleep_until(now + first_check(&config))),
+                read_seen: false,
+                message_seen: false,
+                last_read: now,
+                last_message: now,
+                ping_sent: None,
+            }
+        });
+        WebSocket {
+            io,
+            conn,
+            config,
+            phase: Phase::Open,
+            close_timer: None,
+            error: None,
+            protocol: None,
+            outbox: None,
+            closed_by_us: false,
+            liveness,
+            permit: None,
+        }
+    }
+
+    pub(crate) fn set_permit(&mut self, permit: crate::shutdown::Permit) {
+        self.permit = Some(permit);
     }
 
     pub(crate) fn with_protocol(mut self, protocol: Option<String>) -> Self {
@@ -128,7 +212,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// by this socket's task while it is polled (while the application awaits
     /// [`recv`](WebSocket::recv) or [`next_event`](WebSocket::next_event)).
     pub fn sender(&mut self) -> Sender {
-        let shared = self.outbox.get_or_insert_with(|| outbox::Shared::new(self.config.write_buffer_limit));
+        let shared = self
+            .outbox
+            .get_or_insert_with(|| outbox::Shared::new(self.config.write_buffer_limit, self.config.slow_consumer));
         if self.phase == Phase::Done {
             shared.close();
         }
@@ -169,43 +255,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         if let (Some(o), Event::Message(_)) = (&self.outbox, event) {
             o.messages_in.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
-    }
-
-    /// The subprotocol agreed in the handshake.
-    pub fn protocol(&self) -> Option<&str> {
-        self.protocol.as_deref()
-    }
-
-    /// The protocol state machine (read-only): state, close frames, failure.
-    pub fn connection(&self) -> &Connection {
-        &self.conn
-    }
-
-    /// The close frame the peer sent, once it has: `Some(None)` if it had no code.
-    pub fn close_frame(&self) -> Option<&Option<CloseFrame>> {
-        self.conn.close_received()
-    }
-
-    /// How the close handshake went: the frame that started it, and whether this end sent it.
-    /// `None` until a close frame has been sent or received. A browser's `CloseEvent` shows the
-    /// code and reason of the frame that started the handshake, whichever end sent it.
-    pub fn closing_frame(&self) -> Option<(Option<CloseFrame>, bool)> {
-        if self.closed_by_us {
-            let sent = self.conn.close_sent().cloned().filter(|f| f.code != duplex_proto::CloseCode::NO_STATUS);
-            Some((sent, true))
-        } else {
-            self.conn.close_received().map(|f| (f.clone(), false))
-        }
-    }
-
-    /// Bytes queued but not yet written to the transport (a browser's `bufferedAmount`).
-    pub fn buffered_amount(&self) -> usize {
-        self.conn.buffered_amount()
-    }
-
-    /// Whether the connection is fully closed (nothing more to receive or send).
-    pub fn is_closed(&self) -> bool {
-        self.phase == Phase::Done
     }
 
     /// The transport.
@@ -338,6 +387,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             match self.conn.next_event() {
                 Ok(Some(event)) => {
                     self.count(&event);
+                    if let (Some(l), Event::Message(_) | Event::Fragment(_)) = (&mut self.liveness, &event) {
+                        l.message_seen = true;
+                    }
                     if matches!(event, Event::Close(_)) {
                         self.start_closing();
                     }
@@ -360,6 +412,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             if let Some(o) = &self.outbox {
                 o.set_socket_buffered(self.conn.buffered_amount());
             }
+            if self.liveness.is_some() && self.poll_liveness(cx) {
+                continue;
+            }
             if self.conn.state() == State::CloseSent {
                 if let Some(t) = &mut self.close_timer {
                     if t.as_mut().poll(cx).is_ready() {
@@ -370,12 +425,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                     }
                 }
             }
+            // Backpressure on the peer: while more than the write buffer limit waits to be written
+            // (pongs to a ping flood from a peer that never reads), stop reading. The pending
+            // write has registered the waker, so the task wakes when the socket drains.
+            if self.conn.buffered_amount() > self.config.write_buffer_limit {
+                return Poll::Pending;
+            }
             match ready!(self.poll_read_into_core(cx)) {
                 Ok(0) => {
                     self.error = Some(Error::AbnormalClosure);
                     self.phase = Phase::Done;
                 }
-                Ok(_) => {}
+                Ok(_) => {
+                    if let Some(l) = self.liveness.as_mut() {
+                        l.read_seen = true;
+                    }
+                }
                 Err(e) => self.fail_io(e),
             }
         }
@@ -426,6 +491,58 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                 Ok(_) => continue,
             }
         }
+    }
+
+    /// Checks keepalive and idle deadlines when their timer fires; true if it queued something
+    /// or ended the connection (the caller loops to act on it).
+    fn poll_liveness(&mut self, cx: &mut Context<'_>) -> bool {
+        let Some(l) = self.liveness.as_mut() else { return false };
+        if l.sleep.as_mut().poll(cx).is_pending() {
+            return false;
+        }
+        let now = Instant::now();
+        if std::mem::take(&mut l.read_seen) {
+            l.last_read = now;
+            l.ping_sent = None;
+        }
+        if std::mem::take(&mut l.message_seen) {
+            l.last_message = now;
+        }
+        let mut acted = false;
+        let mut next = now + Duration::from_secs(3600);
+        if let Some(sent) = l.ping_sent {
+            if now >= sent + self.config.pong_timeout {
+                tracing::debug!(
+                    "keepalive: no answer within {:?} of a ping; dropping the connection",
+                    self.config.pong_timeout
+                );
+                self.error = Some(Error::Timeout("keepalive: the peer did not answer a ping"));
+                self.phase = Phase::Done;
+                return true;
+            }
+            next = next.min(sent + self.config.pong_timeout);
+        } else if let Some(interval) = self.config.ping_interval {
+            if now >= l.last_read + interval {
+                if self.conn.send_ping(b"keepalive").is_ok() {
+                    l.ping_sent = Some(now);
+                    next = next.min(now + self.config.pong_timeout);
+                    acted = true;
+                }
+            } else {
+                next = next.min(l.last_read + interval);
+            }
+        }
+        if let Some(idle) = self.config.idle_timeout {
+            if now >= l.last_message + idle && self.conn.close_sent().is_none() {
+                tracing::debug!("idle for {idle:?}: closing");
+                let _ = self.start_close(Some(CloseFrame::new(duplex_proto::CloseCode::GOING_AWAY, "idle timeout")));
+                return true;
+            }
+            next = next.min(l.last_message + idle);
+        }
+        let l = self.liveness.as_mut().expect("checked above");
+        l.sleep.as_mut().reset(next.max(now + Duration::from_millis(10)));
+        acted
     }
 
     fn poll_read_into_core(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
@@ -485,6 +602,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             }
         }
     }
+}
+
+/// When the liveness timer first fires: the shorter of the ping interval and the idle timeout.
+fn first_check(config: &Config) -> Duration {
+    [config.ping_interval, config.idle_timeout].into_iter().flatten().min().unwrap_or(Duration::from_secs(3600))
 }
 
 fn with_scratch<R>(f: impl FnOnce(&mut [u8]) -> R) -> R {

@@ -1,10 +1,10 @@
 //! The client's side: the upgrade request and the checks of the server's answer.
 
 use super::error::HandshakeError;
-use crate::deflate::{DeflateConfig, DeflateParams};
 use super::headers::{HeaderList, Limits};
 use super::server::reason_phrase;
 use super::{accept_key, generate_key, has_token};
+use crate::deflate::{DeflateConfig, DeflateParams};
 
 /// A client's opening handshake: build it, write [`ClientHandshake::request`], then feed the
 /// answer to [`ClientHandshake::parse_response`].

@@ -1,0 +1,36 @@
+//! # duplex-apps: the four classic pub/sub use cases, as live demos
+//!
+//! Each module is one demo: its page (plain HTML and JavaScript from `web/`, embedded here), the
+//! state it shares between connections, any background task it needs, and `handle`, which serves
+//! one WebSocket connection until it closes. `duplex serve` mounts them by path
+//! (`/chat`, `/feed`, `/multiplayer`, `/progress`, each with its socket at `<path>/ws`), and
+//! `examples/<demo>.rs` runs each alone ([`standalone::serve`]). Both use this code.
+//!
+//! | demo | state | fan-out (duplex-pubsub topics) |
+//! | --- | --- | --- |
+//! | [`chat`] | rooms: members, the last 50 messages | `chat.room.<room>`: messages, join and leave notices |
+//! | [`feed`] | a simulated ticker (+ `/proc/loadavg`), sampled 4 times a second | `feed.ticks` |
+//! | [`multiplayer`] | a shared world the server owns and steps 30 times a second | `multiplayer.world`: snapshots |
+//! | [`progress`] | one job at a time, from a list fixed at start-up | `progress.jobs`: lines, progress, start and end |
+//!
+//! Every message to many connections goes through [`duplex_pubsub::PubSub::publish`]: encoded
+//! once, shared by every subscriber. What a connection alone must see (a room's history, the
+//! ticker's backlog, a job's log so far) is queued on its [`duplex::Sender`] while the demo's
+//! lock is held, before it subscribes, so it can neither miss nor see twice a message published
+//! meanwhile, and it arrives in order with the published ones (one queue per connection).
+//!
+//! The demos keep their state in memory, per process: they use a `PubSub` of their own without
+//! a Redis backplane (a ticker or a world per node would otherwise be heard twice).
+//!
+//! Protocols: one JSON text message per event, `{"type": …, …}`; see each module and
+//! `docs/demos.md`.
+
+pub mod chat;
+pub mod feed;
+pub mod multiplayer;
+pub mod progress;
+pub mod standalone;
+mod util;
+
+/// The namespace of the demos' topics ([`duplex_pubsub::Builder::namespace`]).
+pub const NAMESPACE: &str = "demos";

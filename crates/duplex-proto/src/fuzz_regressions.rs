@@ -1,0 +1,83 @@
+//! Inputs the fuzz targets (`fuzz/`, see docs/testing.md) found to fail, kept as unit tests so
+//! they stay fixed without cargo-fuzz. Each test names its target and the crash artifact.
+
+use crate::{drain_outgoing, Config, Connection, DeflateConfig, DeflateParams, Event, Message, MessageKind, Role};
+
+/// Sends `wire` to a fresh server with `deflate` and returns its events up to the first error.
+fn server_events(deflate: DeflateParams, wire: &[u8]) -> Vec<Result<Event, crate::ProtocolError>> {
+    let mut server = Connection::with_deflate(Role::Server, Config::default(), Some(deflate));
+    server.receive(wire);
+    let mut events = Vec::new();
+    loop {
+        match server.next_event() {
+            Ok(None) => return events,
+            Ok(Some(e)) => events.push(Ok(e)),
+            Err(e) => {
+                events.push(Err(e));
+                return events;
+            }
+        }
+    }
+}
+
+/// `inflate` (round-trip mode), crash-446acead615b4e5c80b089df083bd533519e473b: a compressed
+/// fragmented message whose last fragment is empty. The compressor had nothing to emit after the
+/// previous fragment's sync flush, so the last frame's payload was empty; the receiver appends
+/// `00 00 ff ff` (RFC 7692 §7.2.2), which after an empty payload is the start of a stored block
+/// of 0xff00 bytes, not an empty one. That message still came out right, but the peer's inflater
+/// was left inside that block and the *next* compressed message failed with 1007 ("invalid
+/// stored block lengths").
+#[test]
+fn compressed_message_with_empty_last_fragment() {
+    let deflate = DeflateParams::default();
+    let mut client = Connection::with_deflate(Role::Client, Config::default(), Some(deflate));
+    let first = vec![b'a'; 100];
+    client.send_fragment(MessageKind::Binary, &first, true, false).unwrap();
+    client.send_fragment(MessageKind::Binary, b"", false, true).unwrap();
+    client.send_binary(&[b'b'; 100]).unwrap();
+    let events = server_events(deflate, &drain_outgoing(&mut client));
+    assert_eq!(
+        events,
+        vec![Ok(Event::Message(Message::from(first))), Ok(Event::Message(Message::from(vec![b'b'; 100])))]
+    );
+}
+
+/// The same cause without fragments: with `min_size(0)` an empty message is compressed, and after
+/// a previous compressed message (context takeover) it compressed to nothing.
+#[test]
+fn empty_compressed_message_after_another() {
+    let deflate = DeflateParams::default();
+    let config = Config::default().deflate(DeflateConfig::default().min_size(0));
+    let mut client = Connection::with_deflate(Role::Client, config, Some(deflate));
+    client.send_text("hello").unwrap();
+    client.send_text("").unwrap();
+    client.send_text("hello again").unwrap();
+    let events = server_events(deflate, &drain_outgoing(&mut client));
+    let texts = ["hello", "", "hello again"].map(|t| Ok(Event::Message(Message::from(t))));
+    assert_eq!(events, texts);
+}
+
+/// `connection_client` crash-fccd566e81d3ba5180c18b1e1db5e1be8c4f14b3 and `connection_server`
+/// crash-f8ed671f7b4b38e53ff9164c6eb0ebda8dba8b22: a header with a reserved opcode failed the
+/// connection at once when its first two bytes came in one read, but when they came in two
+/// reads and the header was longer than two bytes (a mask or an extended length), the opcode was
+/// not checked until the whole header had arrived, which a peer need never send.
+#[test]
+fn reserved_opcode_fails_whatever_the_reads() {
+    use crate::frame::HeaderError;
+    use crate::Violation;
+    for (role, b1) in [(Role::Server, 0x80), (Role::Client, 0x7e), (Role::Client, 0x7f)] {
+        for split in [false, true] {
+            let mut conn = Connection::new(role, Config::default());
+            if split {
+                conn.receive(&[0xf5]);
+                conn.receive(&[b1]);
+            } else {
+                conn.receive(&[0xf5, b1]);
+            }
+            let err = conn.next_event().expect_err("a reserved opcode");
+            assert_eq!(err.violation(), &Violation::BadHeader(HeaderError::ReservedOpcode(5)), "{role:?} {split}");
+            assert!(!conn.wants_input());
+        }
+    }
+}

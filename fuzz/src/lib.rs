@@ -1,0 +1,347 @@
+//! Shared driver of the connection fuzz targets: feeds wire bytes to a [`Connection`] the way a
+//! transport would (in reads of some size), takes every event after each read, and checks the
+//! properties that must hold whatever the peer sends:
+//!
+//! - no panic (including the library's `debug_assert!`s: cargo fuzz builds with them on);
+//! - after `next_event` returned `Err` (or the peer's close), the state is `Closed` and no event
+//!   ever follows, whatever is received later;
+//! - after the events are taken and the outgoing bytes written, `heap_size()` is at most
+//!   `max_message_size` plus a fixed slack (control-frame buffer, deflate codecs);
+//! - every message is within `max_message_size`, text is valid UTF-8 (the library builds text
+//!   with `from_utf8_unchecked`), control payloads are at most 125 bytes; streaming delivers
+//!   `Fragment`s only, with `first`/`last` consistent, non-streaming `Message`s only;
+//! - everything the connection writes is well-formed frames (masked iff client);
+//! - the events do not depend on how the bytes were split into reads: the same input fed in
+//!   one read gives the same events and the same error.
+//!
+//! Input layout (shared by `connection_server`, `connection_client` and, after its own
+//! preamble, `inflate`): see [`Setup::from_bytes`].
+
+use bytes::Bytes;
+use duplex_proto::frame::{FrameHeader, Opcode, MAX_CONTROL_PAYLOAD, RSV1};
+use duplex_proto::{
+    drain_outgoing, CloseFrame, Config, Connection, DeflateConfig, DeflateParams, Event, Message, MessageKind,
+    ProtocolError, Role, State,
+};
+
+/// Heap a connection may hold beyond the message limit: the control-frame buffer (125 bytes,
+/// at most 250 of capacity while it arrives in pieces) and a little rounding.
+pub const SLACK: usize = 256;
+/// Extra slack with permessage-deflate: the two codecs (zlib-rs: ~47 KiB inflater, ~250 KiB +
+/// 4 · 2^w deflater, so ~380 KiB at w = 15; see `DeflateConfig`'s table).
+pub const DEFLATE_SLACK: usize = 64 * 1024 + 400 * 1024;
+
+/// How a run is set up, from the first three input bytes.
+#[derive(Clone, Copy, Debug)]
+pub struct Setup {
+    /// This end's role.
+    pub role: Role,
+    /// `Config::streaming`.
+    pub streaming: bool,
+    /// `Config::auto_pong`.
+    pub auto_pong: bool,
+    /// `Config::max_message_size`.
+    pub max_message_size: usize,
+    /// `Config::max_frame_size`.
+    pub max_frame_size: usize,
+    /// permessage-deflate negotiated, with these parameters.
+    pub deflate: Option<DeflateParams>,
+    /// Echo every message back (exercises the send path, compression included).
+    pub echo: bool,
+    /// Start the close handshake from this end after the first event.
+    pub close_first: bool,
+    /// Size of each read; 0: everything in one read.
+    pub chunk: usize,
+}
+
+impl Setup {
+    /// Byte 0, flags: bit 0 streaming, bit 1 small `max_message_size` (from byte 1), bit 2
+    /// auto-pong off, bit 3 permessage-deflate (default parameters), bit 4 small
+    /// `max_frame_size` too, bit 5 echo messages, bit 6 close from this end after the first
+    /// event. Byte 1: the small limit, `8 * byte + 1`. Byte 2: the read size (0: one read).
+    /// The rest is the wire.
+    pub fn from_bytes(role: Role, data: &[u8]) -> Option<(Setup, &[u8])> {
+        let [flags, limit, chunk, wire @ ..] = data else { return None };
+        let small = 8 * *limit as usize + 1;
+        let max_message_size = if flags & 2 != 0 { small } else { Config::default().max_message_size };
+        let max_frame_size = if flags & 0x10 != 0 { small } else { Config::default().max_frame_size };
+        Some((
+            Setup {
+                role,
+                streaming: flags & 1 != 0,
+                auto_pong: flags & 4 == 0,
+                max_message_size,
+                max_frame_size,
+                deflate: (flags & 8 != 0).then(DeflateParams::default),
+                echo: flags & 0x20 != 0,
+                close_first: flags & 0x40 != 0,
+                chunk: *chunk as usize,
+            },
+            wire,
+        ))
+    }
+
+    /// The connection this setup describes.
+    pub fn connection(&self) -> Connection {
+        let config = Config::default()
+            .streaming(self.streaming)
+            .auto_pong(self.auto_pong)
+            .max_message_size(self.max_message_size)
+            .max_frame_size(self.max_frame_size)
+            // Compress what we echo whatever its size, so the compressor runs too.
+            .deflate(DeflateConfig::default().min_size(0));
+        Connection::with_deflate(self.role, config, self.deflate)
+    }
+
+    fn heap_limit(&self) -> usize {
+        let codecs = if self.deflate.is_some() { DEFLATE_SLACK } else { 0 };
+        self.max_message_size.saturating_add(SLACK + codecs)
+    }
+}
+
+/// What the application saw, normalized so that runs with different read sizes compare equal:
+/// streamed fragments are joined into whole messages.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Seen {
+    /// A whole message (or, streaming, the joined fragments of one).
+    Message(MessageKind, Vec<u8>),
+    /// A ping's payload.
+    Ping(Bytes),
+    /// A pong's payload.
+    Pong(Bytes),
+    /// The peer's close frame.
+    Close(Option<CloseFrame>),
+    /// The violation that failed the connection.
+    Error(ProtocolError),
+}
+
+/// One run of a connection over `wire`, with the checks of the module docs.
+pub struct Run {
+    setup: Setup,
+    conn: Connection,
+    /// The normalized events.
+    pub seen: Vec<Seen>,
+    /// Streaming: the message being joined.
+    partial: Option<(MessageKind, Vec<u8>)>,
+    /// `next_event` returned `Err` or a close: nothing may follow.
+    finished: bool,
+    /// This end started the close handshake.
+    closed_here: bool,
+    /// A compressed data frame from this end still needs its continuation frames (for RSV1 checks).
+    out_in_message: bool,
+}
+
+impl Run {
+    /// A fresh connection for `setup`.
+    pub fn new(setup: Setup) -> Run {
+        Run {
+            conn: setup.connection(),
+            setup,
+            seen: Vec::new(),
+            partial: None,
+            finished: false,
+            closed_here: false,
+            out_in_message: false,
+        }
+    }
+
+    /// Feeds `wire` in reads of `setup.chunk` bytes (all at once for 0), taking events after each.
+    pub fn feed_all(&mut self, wire: &[u8]) {
+        let chunk = if self.setup.chunk == 0 { wire.len().max(1) } else { self.setup.chunk };
+        for piece in wire.chunks(chunk) {
+            self.feed(piece);
+        }
+    }
+
+    /// One read: receive, take every event, write out what is queued, check the heap.
+    pub fn feed(&mut self, piece: &[u8]) {
+        self.conn.receive(piece);
+        self.take_events();
+        self.write_out();
+        let heap = self.conn.heap_size();
+        assert!(
+            heap <= self.setup.heap_limit(),
+            "heap_size() = {heap} after events and output were taken, over max_message_size {} + slack",
+            self.setup.max_message_size
+        );
+    }
+
+    fn take_events(&mut self) {
+        loop {
+            let ev = self.conn.next_event();
+            if self.finished {
+                assert_eq!(ev, Ok(None), "an event after an error or the peer's close");
+                assert_eq!(self.conn.state(), State::Closed);
+                assert!(!self.conn.wants_input());
+                return;
+            }
+            match ev {
+                Ok(None) => return,
+                Err(e) => {
+                    assert_eq!(self.conn.state(), State::Closed, "state after Err");
+                    assert!(!self.conn.wants_input(), "still reading after Err");
+                    assert_eq!(self.conn.failure(), Some(&e));
+                    assert!(!self.conn.has_events(), "events queued after Err");
+                    self.seen.push(Seen::Error(e));
+                    self.finished = true;
+                }
+                Ok(Some(event)) => {
+                    self.check_event(event);
+                    if self.setup.close_first && !self.closed_here && !self.finished {
+                        self.closed_here = true;
+                        if self.conn.close_sent().is_none() {
+                            self.conn.close(Some(CloseFrame::new(1000u16, "fuzz"))).expect("first close");
+                            assert!(matches!(self.conn.state(), State::CloseSent | State::Closed));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn check_event(&mut self, event: Event) {
+        let limit = self.setup.max_message_size;
+        match event {
+            Event::Message(m) => {
+                assert!(!self.setup.streaming, "a whole message in streaming mode");
+                assert!(m.len() <= limit, "message of {} bytes over the limit {limit}", m.len());
+                if let Message::Text(s) = &m {
+                    assert!(std::str::from_utf8(s.as_bytes()).is_ok(), "text message is not UTF-8");
+                }
+                self.seen.push(Seen::Message(m.kind(), m.as_bytes().to_vec()));
+                if self.setup.echo {
+                    // Err(Closed) once this end sent its close frame: fine.
+                    let _ = self.conn.send(m);
+                }
+            }
+            Event::Fragment(f) => {
+                assert!(self.setup.streaming, "a fragment without streaming mode");
+                assert_eq!(f.first, self.partial.is_none(), "Fragment::first inconsistent");
+                let (kind, buf) = self.partial.get_or_insert_with(|| (f.kind, Vec::new()));
+                assert_eq!(*kind, f.kind, "fragment kind changed inside a message");
+                buf.extend_from_slice(&f.data);
+                assert!(buf.len() <= limit, "streamed message of {} bytes over the limit {limit}", buf.len());
+                if f.last {
+                    let (kind, buf) = self.partial.take().expect("just inserted");
+                    if kind == MessageKind::Text {
+                        assert!(std::str::from_utf8(&buf).is_ok(), "streamed text message is not UTF-8");
+                    }
+                    if self.setup.echo {
+                        let _ = match kind {
+                            MessageKind::Text => self.conn.send_text(std::str::from_utf8(&buf).unwrap()),
+                            MessageKind::Binary => self.conn.send_binary(&buf),
+                        };
+                    }
+                    self.seen.push(Seen::Message(kind, buf));
+                }
+            }
+            Event::Ping(p) => {
+                assert!(p.len() <= MAX_CONTROL_PAYLOAD);
+                self.seen.push(Seen::Ping(p));
+            }
+            Event::Pong(p) => {
+                assert!(p.len() <= MAX_CONTROL_PAYLOAD);
+                self.seen.push(Seen::Pong(p));
+            }
+            Event::Close(c) => {
+                assert_eq!(self.conn.state(), State::Closed, "state after the peer's close");
+                assert!(!self.conn.wants_input());
+                assert!(self.conn.close_sent().is_some(), "the peer's close was not answered");
+                self.seen.push(Seen::Close(c));
+                self.finished = true;
+            }
+        }
+    }
+
+    /// Writes out what is queued and checks that it is well-formed frames.
+    fn write_out(&mut self) {
+        let out = drain_outgoing(&mut self.conn);
+        assert_eq!(self.conn.buffered_amount(), 0);
+        let mut at = 0;
+        while at < out.len() {
+            let (h, n) = match FrameHeader::decode(&out[at..]) {
+                Ok(Some(x)) => x,
+                other => panic!("bad outgoing frame header at {at}: {other:?} in {:02x?}", &out[at..]),
+            };
+            assert_eq!(h.mask.is_some(), self.setup.role == Role::Client, "outgoing masking");
+            if h.rsv != 0 {
+                assert_eq!(h.rsv, RSV1, "outgoing RSV bits");
+                assert!(self.setup.deflate.is_some(), "RSV1 without permessage-deflate");
+                assert!(matches!(h.opcode, Opcode::Text | Opcode::Binary), "RSV1 on {:?}", h.opcode);
+                assert!(!self.out_in_message, "RSV1 on a continuation");
+            }
+            if h.opcode.is_control() {
+                assert!(h.fin && h.payload_len <= MAX_CONTROL_PAYLOAD as u64, "bad outgoing control frame {h:?}");
+            } else {
+                self.out_in_message = !h.fin;
+            }
+            at += n;
+            let len = usize::try_from(h.payload_len).unwrap();
+            assert!(out.len() - at >= len, "outgoing frame cut short");
+            at += len;
+        }
+    }
+
+    /// The normalized events, with a streamed message still in progress at the end.
+    pub fn finish(mut self) -> (Vec<Seen>, Option<(MessageKind, Vec<u8>)>) {
+        (std::mem::take(&mut self.seen), self.partial.take())
+    }
+}
+
+/// Runs `wire` in reads as `setup` says and, if that is not one read, again in one read; the
+/// normalized events must be the same.
+pub fn check_connection(setup: Setup, wire: &[u8]) {
+    let mut run = Run::new(setup);
+    run.feed_all(wire);
+    let (seen, partial) = run.finish();
+    if setup.chunk != 0 && setup.chunk < wire.len() {
+        let mut whole = Run::new(Setup { chunk: 0, ..setup });
+        whole.feed_all(wire);
+        let (seen_whole, partial_whole) = whole.finish();
+        if setup.deflate.is_some() {
+            // A compressed message can break two rules at once (a corrupt stream whose output so
+            // far is invalid UTF-8, or too large): which is seen first depends on how much was
+            // inflated before the check, so only whether it failed must match.
+            let failed = |s: &[Seen]| matches!(s.last(), Some(Seen::Error(_)));
+            let upto = |s: &[Seen]| s.len() - failed(s) as usize;
+            assert_eq!(failed(&seen), failed(&seen_whole), "failure depends on how the input was split into reads");
+            assert_eq!(
+                seen[..upto(&seen)],
+                seen_whole[..upto(&seen_whole)],
+                "events depend on how the input was split into reads"
+            );
+        } else {
+            assert_eq!(seen, seen_whole, "events depend on how the input was split into reads");
+        }
+        // A streamed message cut short by a violation may legitimately have delivered more of
+        // its valid prefix when the bytes came in smaller reads; otherwise the same must be out.
+        if !matches!(seen.last(), Some(Seen::Error(_))) {
+            assert_eq!(partial, partial_whole, "streamed data depends on how the input was split into reads");
+        }
+    }
+}
+
+/// The entry point of `connection_server` and `connection_client`.
+pub fn fuzz_connection(role: Role, data: &[u8]) {
+    if let Some((setup, wire)) = Setup::from_bytes(role, data) {
+        check_connection(setup, wire);
+    }
+}
+
+/// A permessage-deflate configuration from one fuzz byte: bit 0 `server_no_context_takeover`,
+/// bit 1 `client_no_context_takeover`, bits 2-4 and 5-7 the server's and client's window bits
+/// (8 + n, with 7 meaning 15).
+pub fn deflate_config(b: u8) -> DeflateConfig {
+    let bits = |n: u8| if n == 7 { 15 } else { 8 + n };
+    DeflateConfig::default()
+        .server_no_context_takeover(b & 1 != 0)
+        .client_no_context_takeover(b & 2 != 0)
+        .server_max_window_bits(bits((b >> 2) & 7))
+        .client_max_window_bits(bits(b >> 5))
+}
+
+/// Window bits of negotiated parameters are within RFC 7692's 8..=15.
+pub fn check_params(p: &DeflateParams) {
+    assert!((8..=15).contains(&p.server_max_window_bits), "{p:?}");
+    assert!((8..=15).contains(&p.client_max_window_bits), "{p:?}");
+}

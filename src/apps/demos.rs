@@ -1,0 +1,110 @@
+//! The pub/sub demos in `duplex serve` (`crates/duplex-apps`, docs/demos.md): each page at its
+//! path, its WebSocket at `<path>/ws`.
+//!
+//! | page | socket | demo |
+//! | --- | --- | --- |
+//! | `/chat` | `/chat/ws` | rooms, nicknames, the last 50 messages replayed on joining |
+//! | `/feed` | `/feed/ws` | a live chart of a source sampled 4 times a second |
+//! | `/multiplayer` | `/multiplayer/ws` | a shared world the server steps and broadcasts 30 times a second |
+//! | `/progress` | `/progress/ws` | a long job's output lines and progress, watched by everyone |
+
+use duplex::WebSocket;
+use duplex_apps::{chat, feed, multiplayer, progress};
+use duplex_pubsub::PubSub;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+/// One of the demos.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Demo {
+    Chat,
+    Feed,
+    Multiplayer,
+    Progress,
+}
+
+impl Demo {
+    const ALL: [Demo; 4] = [Demo::Chat, Demo::Feed, Demo::Multiplayer, Demo::Progress];
+
+    /// Where its page is.
+    pub fn path(self) -> &'static str {
+        match self {
+            Demo::Chat => "/chat",
+            Demo::Feed => "/feed",
+            Demo::Multiplayer => "/multiplayer",
+            Demo::Progress => "/progress",
+        }
+    }
+
+    fn page(self) -> &'static str {
+        match self {
+            Demo::Chat => chat::PAGE,
+            Demo::Feed => feed::PAGE,
+            Demo::Multiplayer => multiplayer::PAGE,
+            Demo::Progress => progress::PAGE,
+        }
+    }
+}
+
+/// The page served at `path` (`/chat` or `/chat/`), if it is a demo's.
+pub fn page(path: &str) -> Option<&'static str> {
+    let path = path.strip_suffix('/').unwrap_or(path);
+    Demo::ALL.into_iter().find(|d| d.path() == path).map(Demo::page)
+}
+
+/// The demo whose socket is at `path` (`/chat/ws`).
+pub fn socket(path: &str) -> Option<Demo> {
+    let path = path.strip_suffix("/ws")?;
+    Demo::ALL.into_iter().find(|d| d.path() == path)
+}
+
+/// The four demos' shared state and background tasks, on topics of their own (in memory, per
+/// process: `--redis` is for `/pubsub`, not for them).
+#[derive(Clone)]
+pub struct Demos {
+    chat: chat::Chat,
+    feed: feed::Feed,
+    world: multiplayer::World,
+    jobs: progress::Jobs,
+}
+
+impl Demos {
+    /// Starts the demos (the feed's sampler and the world's loop wait until someone watches).
+    /// Must run inside the runtime.
+    pub fn start() -> Demos {
+        let pubsub = PubSub::builder().namespace(duplex_apps::NAMESPACE).build().expect("a valid namespace");
+        Demos {
+            chat: chat::Chat::new(pubsub.clone()),
+            feed: feed::Feed::start(pubsub.clone()),
+            world: multiplayer::World::start(pubsub.clone()),
+            jobs: progress::Jobs::new(pubsub, progress::JobSpec::simulated()),
+        }
+    }
+
+    /// Serves connection `id` with `demo` until it closes, then logs how it closed.
+    pub async fn session<S: AsyncRead + AsyncWrite + Unpin>(&self, id: u64, mut ws: WebSocket<S>, demo: Demo) {
+        let result = match demo {
+            Demo::Chat => chat::handle(&mut ws, &self.chat).await,
+            Demo::Feed => feed::handle(&mut ws, &self.feed).await,
+            Demo::Multiplayer => multiplayer::handle(&mut ws, &self.world).await,
+            Demo::Progress => progress::handle(&mut ws, &self.jobs).await,
+        };
+        super::log_closed(id, &ws, result.err(), "");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths() {
+        assert!(page("/chat").is_some_and(|p| p.contains("<title>Chat")));
+        assert!(page("/feed/").is_some());
+        assert_eq!(page("/chat/ws"), None);
+        assert_eq!(page("/"), None);
+        assert_eq!(socket("/multiplayer/ws"), Some(Demo::Multiplayer));
+        assert_eq!(socket("/progress/ws"), Some(Demo::Progress));
+        assert_eq!(socket("/progress"), None);
+        assert_eq!(socket("/ws"), None);
+    }
+}

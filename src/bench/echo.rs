@@ -1,0 +1,757 @@
+//! `duplex bench echo`: N connections × K messages in flight × S bytes against an echo server.
+//!
+//! Each connection's frame is built and masked once; per message only the sequence number at the
+//! front of the payload (up to 16 hex digits, so text frames stay valid UTF-8) is written into the
+//! masked frame. Small frames of one wake-up leave in one write. Every echo is checked: opcode,
+//! length, sequence number and the rest of the payload byte for byte (fragmented echoes are
+//! compared piece by piece). Round-trip latency is measured from the write of a frame to the
+//! arrival of its echo's last byte.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use duplex_proto::frame::{FrameHeader, Opcode, MAX_HEADER_LEN};
+use duplex_proto::mask;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::TcpStream;
+use tokio::sync::Notify;
+
+use super::{human_ns, human_size, parse_size, thousands, Histogram, Json, Progress, Target};
+use crate::{exit, parse_duration};
+
+/// Options of `duplex bench echo`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The echo server's URL (ws:// only).
+    #[arg(long, default_value = "ws://127.0.0.1:9001")]
+    url: String,
+    /// Connections to open.
+    #[arg(short = 'c', long, default_value_t = 100)]
+    connections: usize,
+    /// Messages in flight per connection (1 = send the next message when the echo arrives).
+    #[arg(short = 'k', long, default_value_t = 1)]
+    in_flight: usize,
+    /// Payload bytes per message: 20, 1k, 16KiB, 1MiB ...
+    #[arg(short = 's', long, default_value = "20", value_parser = parse_size)]
+    size: usize,
+    /// How long to measure, after the warm-up (5s, 500ms, 1m).
+    #[arg(short = 'd', long, value_parser = parse_duration, conflicts_with = "messages")]
+    duration: Option<Duration>,
+    /// Measure until this many echoes have arrived (instead of --duration), after the warm-up.
+    #[arg(short = 'm', long)]
+    messages: Option<u64>,
+    /// Load sent before measuring starts (not counted).
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    warmup: Duration,
+    /// Send text frames (the payload is ASCII) instead of binary ones.
+    #[arg(long)]
+    text: bool,
+    /// PID of the server: report its CPU seconds (utime + stime) over the measured interval and
+    /// the messages per server CPU-second.
+    #[arg(long, value_name = "PID")]
+    server_pid: Option<u32>,
+    /// Handshakes in progress at once while connecting.
+    #[arg(long, default_value_t = 200)]
+    connect_concurrency: usize,
+    /// Only print the JSON line on stdout (the progress line still goes to stderr).
+    #[arg(long)]
+    json: bool,
+}
+
+/// Load running, nothing counted in the latency histogram yet.
+const WARMUP: u8 = 0;
+/// The measured interval.
+const MEASURE: u8 = 1;
+/// Stop sending; connection tasks end at their next wake-up.
+const STOP: u8 = 2;
+
+/// What the connection tasks share with the coordinator.
+struct Shared {
+    phase: AtomicU8,
+    /// Echoes verified, since the start (warm-up included).
+    completed: AtomicU64,
+    /// `completed` value that ends a --messages run.
+    target: AtomicU64,
+    done: Notify,
+    latency: Histogram,
+    /// The first failures (verification or I/O), for the report.
+    errors: Mutex<Vec<String>>,
+    failed: AtomicU64,
+}
+
+impl Shared {
+    fn fail(&self, conn: usize, e: String) {
+        self.failed.fetch_add(1, Ordering::Relaxed);
+        let mut errors = self.errors.lock().unwrap_or_else(|p| p.into_inner());
+        if errors.len() < 5 {
+            errors.push(format!("connection {conn}: {e}"));
+        }
+        // A failed connection ends a --messages run early rather than let it wait forever.
+        self.done.notify_one();
+    }
+}
+
+/// Runs the echo benchmark; `Ok` carries the exit code.
+pub async fn run(args: Args) -> Result<u8, String> {
+    let target = Target::parse(&args.url)?;
+    if args.connections == 0 || args.in_flight == 0 {
+        return Err("--connections and --in-flight must be at least 1".into());
+    }
+    super::check_pid(args.server_pid)?;
+    let limit = super::raise_nofile_limit();
+    if args.connections as u64 + 32 > limit {
+        return Err(format!("{} connections need more file descriptors than the limit of {limit}", args.connections));
+    }
+    let duration = match (args.duration, args.messages) {
+        (Some(d), _) => Some(d),
+        (None, Some(_)) => None,
+        (None, None) => Some(Duration::from_secs(10)),
+    };
+    let mut progress = Progress::new();
+
+    // Connect.
+    let opened = Arc::new(AtomicU64::new(0));
+    let connecting = tokio::spawn({
+        let (target, opened) = (target.clone(), opened.clone());
+        let (n, c) = (args.connections, args.connect_concurrency);
+        async move { super::open_many(&target, n, c, opened).await }
+    });
+    let t_connect = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.tick().await;
+    tokio::pin!(connecting);
+    let streams = loop {
+        tokio::select! {
+            r = &mut connecting => break r.map_err(|e| e.to_string())?,
+            _ = tick.tick() => progress.update(&format!(
+                "connecting: {}/{} open", opened.load(Ordering::Relaxed), args.connections)),
+        }
+    };
+    let connect_secs = super::secs_since(t_connect);
+    let mut conns = Vec::with_capacity(streams.len());
+    for (i, r) in streams.into_iter().enumerate() {
+        match r {
+            Ok(s) => conns.push(s),
+            Err(e) => {
+                progress.finish();
+                return Err(format!("connection {i} of {}: {e}", args.connections));
+            }
+        }
+    }
+
+    // Load.
+    let shared = Arc::new(Shared {
+        phase: AtomicU8::new(WARMUP),
+        completed: AtomicU64::new(0),
+        target: AtomicU64::new(u64::MAX),
+        done: Notify::new(),
+        latency: Histogram::default(),
+        errors: Mutex::new(Vec::new()),
+        failed: AtomicU64::new(0),
+    });
+    let plan = Arc::new(Plan { size: args.size, in_flight: args.in_flight, text: args.text });
+    let mut tasks = Vec::with_capacity(conns.len());
+    for (i, (stream, leftover)) in conns.into_iter().enumerate() {
+        let (shared, plan) = (shared.clone(), plan.clone());
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) = connection(i, stream, leftover, &plan, &shared).await {
+                if shared.phase.load(Ordering::Relaxed) != STOP {
+                    shared.fail(i, e);
+                }
+            }
+        }));
+    }
+
+    let rate = |n: u64, secs: f64| if secs > 0.0 { n as f64 / secs } else { 0.0 };
+    let mut last = (Instant::now(), 0u64);
+    let line = |phase: &str, progress: &mut Progress, last: &mut (Instant, u64), extra: &str| {
+        let n = shared.completed.load(Ordering::Relaxed);
+        let now = Instant::now();
+        let r = rate(n - last.1, (now - last.0).as_secs_f64());
+        *last = (now, n);
+        progress.update(&format!("{phase}: {} msgs/s{extra}", thousands(r)));
+    };
+
+    // Warm-up.
+    let warm_end = Instant::now() + args.warmup;
+    while Instant::now() < warm_end && shared.failed.load(Ordering::Relaxed) == 0 {
+        let wait = (warm_end - Instant::now()).min(Duration::from_secs(1));
+        tokio::time::sleep(wait).await;
+        line("warm-up", &mut progress, &mut last, "");
+    }
+
+    // Measure.
+    let cpu0 = args.server_pid.and_then(super::cpu_seconds);
+    let own0 = super::own_cpu_seconds();
+    let n0 = shared.completed.load(Ordering::Relaxed);
+    let t0 = Instant::now();
+    if let Some(m) = args.messages {
+        shared.target.store(n0.saturating_add(m), Ordering::Relaxed);
+    }
+    shared.phase.store(MEASURE, Ordering::Relaxed);
+    let deadline = duration.map(|d| t0 + d);
+    // Without --duration the run ends on the message count; the sleep below then never fires.
+    let sleep_until = tokio::time::Instant::from_std(deadline.unwrap_or(t0 + Duration::from_secs(86_400 * 365)));
+    let mut tick =
+        tokio::time::interval_at(tokio::time::Instant::now() + Duration::from_secs(1), Duration::from_secs(1));
+    loop {
+        if shared.failed.load(Ordering::Relaxed) > 0 {
+            break;
+        }
+        if let Some(m) = args.messages {
+            if shared.completed.load(Ordering::Relaxed) >= n0.saturating_add(m) {
+                break;
+            }
+        }
+        tokio::select! {
+            _ = tick.tick() => {
+                let extra = match (deadline, args.messages) {
+                    (Some(_), _) => format!(" ({:.0}s/{:.0}s)", t0.elapsed().as_secs_f64(), duration.unwrap_or_default().as_secs_f64()),
+                    (None, Some(m)) => format!(" ({}/{})", shared.completed.load(Ordering::Relaxed) - n0, m),
+                    _ => String::new(),
+                };
+                line("measuring", &mut progress, &mut last, &extra);
+            }
+            _ = tokio::time::sleep_until(sleep_until) => break,
+            _ = shared.done.notified() => {}
+        }
+    }
+    let elapsed = super::secs_since(t0);
+    let n1 = shared.completed.load(Ordering::Relaxed);
+    let cpu1 = args.server_pid.and_then(super::cpu_seconds);
+    let own1 = super::own_cpu_seconds();
+    shared.phase.store(STOP, Ordering::Relaxed);
+    progress.finish();
+
+    // Stop: tasks end at their next echo; those still waiting after a moment are aborted.
+    let grace = tokio::time::Instant::now() + Duration::from_secs(2);
+    for t in &mut tasks {
+        if tokio::time::timeout_at(grace, &mut *t).await.is_err() {
+            t.abort();
+        }
+    }
+
+    // Report.
+    let msgs = n1 - n0;
+    let msgs_per_s = rate(msgs, elapsed);
+    let mb_per_s = msgs_per_s * args.size as f64 / 1e6;
+    let server_cpu = match (cpu0, cpu1) {
+        (Some(a), Some(b)) => Some(b - a),
+        _ => None,
+    };
+    let own_cpu = match (own0, own1) {
+        (Some(a), Some(b)) => Some(b - a),
+        _ => None,
+    };
+    let per_cpu = server_cpu.filter(|c| *c > 0.0).map(|c| msgs as f64 / c);
+    let h = &shared.latency;
+    let (p50, p99, p999, max) = (h.quantile(0.5), h.quantile(0.99), h.quantile(0.999), h.max());
+    let failed = shared.failed.load(Ordering::Relaxed);
+    let errors = shared.errors.lock().unwrap_or_else(|p| p.into_inner()).clone();
+
+    if !args.json {
+        let kind = if args.text { "text" } else { "binary" };
+        println!(
+            "duplex bench echo: {}, {} connections × {} in flight × {} {kind}",
+            target.url,
+            args.connections,
+            args.in_flight,
+            human_size(args.size)
+        );
+        println!(
+            "connected  {} connections in {:.2} s; measured {:.2} s after a {:.1} s warm-up",
+            args.connections,
+            connect_secs,
+            elapsed,
+            args.warmup.as_secs_f64()
+        );
+        println!(
+            "throughput {} msgs/s, {:.2} MB/s of payload each way ({} echoes)",
+            thousands(msgs_per_s),
+            mb_per_s,
+            thousands(msgs as f64)
+        );
+        println!(
+            "latency    p50 {}, p99 {}, p99.9 {}, max {} (round trip)",
+            human_ns(p50),
+            human_ns(p99),
+            human_ns(p999),
+            human_ns(max)
+        );
+        if let (Some(pid), Some(c)) = (args.server_pid, server_cpu) {
+            println!(
+                "server     pid {pid}: {c:.2} CPU-s ({:.0}% of one core), {} msgs per server CPU-second",
+                100.0 * c / elapsed,
+                per_cpu.map(thousands).unwrap_or_else(|| "-".into())
+            );
+        }
+        if let Some(c) = own_cpu {
+            println!(
+                "bench      {c:.2} CPU-s ({:.0}% of one core){}",
+                100.0 * c / elapsed,
+                if c / elapsed > 0.9 { ": the bench may be the bottleneck" } else { "" }
+            );
+        }
+        if failed == 0 {
+            println!("verified   every echo: opcode, length, sequence number and payload bytes");
+        } else {
+            println!("FAILED     {failed} connection(s):");
+            for e in &errors {
+                println!("           {e}");
+            }
+        }
+    } else {
+        for e in &errors {
+            eprintln!("duplex bench: {e}");
+        }
+    }
+    let mut j = Json::default();
+    j.str("mode", "echo")
+        .str("url", &target.url)
+        .int("connections", args.connections as u64)
+        .int("in_flight", args.in_flight as u64)
+        .int("size", args.size as u64)
+        .bool("text", args.text)
+        .num("warmup_s", args.warmup.as_secs_f64())
+        .num("duration_s", elapsed)
+        .num("connect_s", connect_secs)
+        .int("messages", msgs)
+        .num("msgs_per_s", msgs_per_s)
+        .num("mb_per_s", mb_per_s)
+        .num("latency_p50_us", p50 as f64 / 1e3)
+        .num("latency_p99_us", p99 as f64 / 1e3)
+        .num("latency_p999_us", p999 as f64 / 1e3)
+        .num("latency_max_us", max as f64 / 1e3);
+    match args.server_pid {
+        Some(pid) => j.int("server_pid", u64::from(pid)),
+        None => j.opt("server_pid", None),
+    };
+    j.opt("server_cpu_s", server_cpu)
+        .opt("msgs_per_server_cpu_s", per_cpu)
+        .opt("bench_cpu_s", own_cpu)
+        .int("failed_connections", failed)
+        .bool("verified", failed == 0);
+    println!("{}", j.finish());
+    Ok(if failed == 0 { exit::OK } else { exit::FAILURE })
+}
+
+// ============================================================================ one connection
+
+/// What every connection sends.
+struct Plan {
+    size: usize,
+    in_flight: usize,
+    text: bool,
+}
+
+/// Frames at most this long are copied into one buffer per wake-up (one write for a burst);
+/// longer ones are written straight from the connection's masked frame.
+const BATCH_FRAME_MAX: usize = 4096;
+/// The batch buffer's size.
+const BATCH_BYTES: usize = 64 * 1024;
+
+/// A connection's outgoing side: the masked frame, patched with each message's sequence number.
+struct Sender {
+    /// Header and masked payload; the first `seq_len` payload bytes hold the sequence number.
+    frame: Vec<u8>,
+    header_len: usize,
+    seq_len: usize,
+    key: [u8; 4],
+    /// Small frames: several frames copied together. Large frames: unused.
+    batch: Vec<u8>,
+    /// Write position in the current buffer (`batch`, or `frame` for large frames).
+    pos: usize,
+    /// The current buffer holds a frame (or batch) not yet fully written.
+    busy: bool,
+    /// Frames not yet put in a buffer.
+    queued: usize,
+    next_seq: u64,
+}
+
+impl Sender {
+    fn new(plan: &Plan, conn: usize) -> Self {
+        let key: [u8; 4] = rand::random();
+        let payload = template(plan.size, conn);
+        let opcode = if plan.text { Opcode::Text } else { Opcode::Binary };
+        let header = FrameHeader { fin: true, rsv: 0, opcode, mask: Some(key), payload_len: plan.size as u64 };
+        let mut hbuf = [0u8; MAX_HEADER_LEN];
+        let header_len = header.encode(&mut hbuf);
+        let mut frame = Vec::with_capacity(header_len + plan.size);
+        frame.extend_from_slice(&hbuf[..header_len]);
+        frame.extend_from_slice(&payload);
+        mask::apply(&mut frame[header_len..], key, 0);
+        let batched = frame.len() <= BATCH_FRAME_MAX;
+        Sender {
+            frame,
+            header_len,
+            seq_len: plan.size.min(16),
+            key,
+            batch: if batched { Vec::with_capacity(BATCH_BYTES) } else { Vec::new() },
+            pos: 0,
+            busy: false,
+            queued: 0,
+            next_seq: 0,
+        }
+    }
+
+    fn batched(&self) -> bool {
+        self.frame.len() <= BATCH_FRAME_MAX
+    }
+
+    /// Writes `seq` (masked) into the frame.
+    fn patch(&mut self, seq: u64) {
+        let mut digits = [0u8; 16];
+        seq_digits(seq, &mut digits[..self.seq_len]);
+        let at = self.header_len;
+        for (i, d) in digits[..self.seq_len].iter().enumerate() {
+            self.frame[at + i] = d ^ self.key[i & 3];
+        }
+    }
+
+    /// Fills the current buffer if it is empty; returns the send times of the frames it took.
+    fn refill(&mut self, sent: &mut VecDeque<Instant>, now: Instant) {
+        if self.busy || self.queued == 0 {
+            return;
+        }
+        if self.batched() {
+            self.batch.clear();
+            while self.queued > 0 && self.batch.len() + self.frame.len() <= BATCH_BYTES.max(self.frame.len()) {
+                let seq = self.next_seq;
+                self.patch(seq);
+                self.batch.extend_from_slice(&self.frame);
+                self.next_seq += 1;
+                self.queued -= 1;
+                sent.push_back(now);
+            }
+        } else {
+            let seq = self.next_seq;
+            self.patch(seq);
+            self.next_seq += 1;
+            self.queued -= 1;
+            sent.push_back(now);
+        }
+        self.pos = 0;
+        self.busy = true;
+    }
+
+    fn pending(&self) -> &[u8] {
+        if !self.busy {
+            return &[];
+        }
+        if self.batched() {
+            &self.batch[self.pos..]
+        } else {
+            &self.frame[self.pos..]
+        }
+    }
+
+    fn advance(&mut self, n: usize) {
+        self.pos += n;
+        let len = if self.batched() { self.batch.len() } else { self.frame.len() };
+        if self.pos >= len {
+            self.busy = false;
+            self.pos = 0;
+        }
+    }
+
+    fn has_output(&self) -> bool {
+        self.busy || self.queued > 0
+    }
+}
+
+/// The payload a connection sends before the sequence number is written in: printable ASCII,
+/// different for each connection.
+fn template(size: usize, conn: usize) -> Vec<u8> {
+    (0..size).map(|i| b'a' + ((i * 7 + conn * 13) % 26) as u8).collect()
+}
+
+/// `seq` as lowercase hex, right-aligned in `out` (its low digits when `out` is short).
+fn seq_digits(mut seq: u64, out: &mut [u8]) {
+    for d in out.iter_mut().rev() {
+        *d = b"0123456789abcdef"[(seq & 15) as usize];
+        seq >>= 4;
+    }
+}
+
+/// A connection's incoming side: checks each echo against the template.
+struct Checker {
+    expected: Vec<u8>,
+    seq_len: usize,
+    opcode: Opcode,
+    next_seq: u64,
+    /// Payload bytes of the current (possibly fragmented) echo checked so far.
+    offset: usize,
+    in_message: bool,
+}
+
+impl Checker {
+    /// Checks a data frame's payload; returns whether it completed a message.
+    fn data(&mut self, header: &FrameHeader, payload: &[u8]) -> Result<bool, String> {
+        let first = !self.in_message;
+        match (first, header.opcode) {
+            (true, op) if op == self.opcode => {}
+            (false, Opcode::Continuation) => {}
+            (_, op) => return Err(format!("unexpected {op:?} frame (expected {:?})", self.opcode)),
+        }
+        if header.rsv != 0 {
+            return Err("reserved bits set on an echo (no extension was negotiated)".into());
+        }
+        let end = self.offset + payload.len();
+        if end > self.expected.len() {
+            return Err(format!("echo {} longer than the {} bytes sent", self.next_seq, self.expected.len()));
+        }
+        if first {
+            let mut digits = [0u8; 16];
+            seq_digits(self.next_seq, &mut digits[..self.seq_len]);
+            self.expected[..self.seq_len].copy_from_slice(&digits[..self.seq_len]);
+        }
+        if payload != &self.expected[self.offset..end] {
+            let at = payload.iter().zip(&self.expected[self.offset..end]).position(|(a, b)| a != b).unwrap_or(0);
+            return Err(format!("echo {} differs from what was sent at byte {}", self.next_seq, self.offset + at));
+        }
+        self.offset = end;
+        self.in_message = true;
+        if header.fin {
+            if self.offset != self.expected.len() {
+                return Err(format!("echo {} has {} bytes, sent {}", self.next_seq, self.offset, self.expected.len()));
+            }
+            self.offset = 0;
+            self.in_message = false;
+            self.next_seq += 1;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+}
+
+/// Drives one connection until the run stops or something fails.
+async fn connection(
+    conn: usize,
+    stream: TcpStream,
+    leftover: Vec<u8>,
+    plan: &Plan,
+    shared: &Shared,
+) -> Result<(), String> {
+    let (mut rd, mut wr) = stream.into_split();
+    let mut sender = Sender::new(plan, conn);
+    let mut checker = Checker {
+        expected: template(plan.size, conn),
+        seq_len: sender.seq_len,
+        opcode: if plan.text { Opcode::Text } else { Opcode::Binary },
+        next_seq: 0,
+        offset: 0,
+        in_message: false,
+    };
+    let frame_len = sender.frame.len();
+    // Room for a whole echo frame plus the next read.
+    let mut buf = vec![0u8; (frame_len + 64 * 1024).max(128 * 1024)];
+    let (mut start, mut end) = (0usize, leftover.len());
+    buf[..end].copy_from_slice(&leftover);
+    let mut sent: VecDeque<Instant> = VecDeque::with_capacity(plan.in_flight);
+
+    sender.queued = plan.in_flight;
+    let mut pongs: Vec<u8> = Vec::new();
+    loop {
+        // Parse every complete frame in the buffer.
+        let now = Instant::now();
+        let measuring = shared.phase.load(Ordering::Relaxed) == MEASURE;
+        let mut completed = 0u64;
+        loop {
+            let avail = &buf[start..end];
+            let Some((header, hlen)) = FrameHeader::decode(avail).map_err(|e| format!("bad frame: {e}"))? else {
+                break;
+            };
+            if header.mask.is_some() {
+                return Err("the server sent a masked frame".into());
+            }
+            let plen = header.payload_len as usize;
+            if avail.len() < hlen + plen {
+                if hlen + plen > buf.len() {
+                    return Err(format!("a {plen}-byte frame is larger than expected"));
+                }
+                break;
+            }
+            let payload = &avail[hlen..hlen + plen];
+            match header.opcode {
+                Opcode::Text | Opcode::Binary | Opcode::Continuation => {
+                    if checker.data(&header, payload)? {
+                        completed += 1;
+                        let t = sent.pop_front().ok_or("an echo of a message that was not sent")?;
+                        if measuring {
+                            shared.latency.record(now.saturating_duration_since(t).as_nanos() as u64);
+                        }
+                    }
+                }
+                Opcode::Ping => pongs.extend_from_slice(&masked_control(Opcode::Pong, payload, sender.key)),
+                Opcode::Pong => {}
+                Opcode::Close => return Err(format!("the server closed the connection: {}", close_reason(payload))),
+            }
+            start += hlen + plen;
+        }
+        if completed > 0 {
+            let before = shared.completed.fetch_add(completed, Ordering::Relaxed);
+            let target = shared.target.load(Ordering::Relaxed);
+            if before < target && before + completed >= target {
+                shared.done.notify_one();
+            }
+        }
+        if start == end {
+            (start, end) = (0, 0);
+        } else if buf.len() - end < 16 * 1024 || buf.len() - start < frame_len + MAX_HEADER_LEN {
+            buf.copy_within(start..end, 0);
+            (end, start) = (end - start, 0);
+        }
+        if shared.phase.load(Ordering::Relaxed) == STOP {
+            let _ = wr.write_all(&masked_control(Opcode::Close, &1000u16.to_be_bytes(), sender.key)).await;
+            return Ok(());
+        }
+
+        // Send one message per echo, then write what is ready.
+        sender.queued += completed as usize;
+        if !pongs.is_empty() {
+            wr.write_all(&pongs).await.map_err(|e| format!("write: {e}"))?;
+            pongs.clear();
+        }
+        let now = Instant::now();
+        sender.refill(&mut sent, now);
+        while sender.busy {
+            match wr.try_write(sender.pending()) {
+                Ok(n) => {
+                    sender.advance(n);
+                    sender.refill(&mut sent, now);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => return Err(format!("write: {e}")),
+            }
+        }
+
+        // Wait for the echo (and, with output left over, for room to write it).
+        let n = if sender.has_output() {
+            tokio::select! {
+                r = rd.read(&mut buf[end..]) => r,
+                r = write_some(&mut wr, &mut sender, &mut sent) => { r?; continue; }
+            }
+        } else {
+            rd.read(&mut buf[end..]).await
+        }
+        .map_err(|e| format!("read: {e}"))?;
+        if n == 0 {
+            return Err("the server closed the TCP connection".into());
+        }
+        end += n;
+    }
+}
+
+/// Waits until the socket takes more of the pending output.
+async fn write_some(wr: &mut OwnedWriteHalf, sender: &mut Sender, sent: &mut VecDeque<Instant>) -> Result<(), String> {
+    sender.refill(sent, Instant::now());
+    let n = wr.write(sender.pending()).await.map_err(|e| format!("write: {e}"))?;
+    sender.advance(n);
+    Ok(())
+}
+
+/// A masked control frame (pong, close).
+fn masked_control(opcode: Opcode, payload: &[u8], key: [u8; 4]) -> Vec<u8> {
+    let payload = &payload[..payload.len().min(125)];
+    let header = FrameHeader { fin: true, rsv: 0, opcode, mask: Some(key), payload_len: payload.len() as u64 };
+    let mut hbuf = [0u8; MAX_HEADER_LEN];
+    let hlen = header.encode(&mut hbuf);
+    let mut v = Vec::with_capacity(hlen + payload.len());
+    v.extend_from_slice(&hbuf[..hlen]);
+    v.extend_from_slice(payload);
+    mask::apply(&mut v[hlen..], key, 0);
+    v
+}
+
+fn close_reason(payload: &[u8]) -> String {
+    match payload {
+        [a, b, rest @ ..] => format!("close {} {:?}", u16::from_be_bytes([*a, *b]), String::from_utf8_lossy(rest)),
+        _ => "close without a code".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unmask(frame: &[u8]) -> (FrameHeader, Vec<u8>) {
+        let (h, hlen) = FrameHeader::decode(frame).unwrap().unwrap();
+        let mut p = frame[hlen..].to_vec();
+        mask::apply(&mut p, h.mask.unwrap(), 0);
+        (h, p)
+    }
+
+    #[test]
+    fn sender_patches_sequence_numbers_into_masked_frames() {
+        let plan = Plan { size: 20, in_flight: 3, text: true };
+        let mut s = Sender::new(&plan, 7);
+        let mut sent = VecDeque::new();
+        s.queued = 3;
+        s.refill(&mut sent, Instant::now());
+        assert_eq!(sent.len(), 3);
+        let batch = s.pending().to_vec();
+        let flen = s.frame.len();
+        assert_eq!(batch.len(), 3 * flen);
+        for (i, f) in batch.chunks(flen).enumerate() {
+            let (h, p) = unmask(f);
+            assert_eq!(h.opcode, Opcode::Text);
+            assert_eq!(&p[..16], format!("{i:016x}").as_bytes());
+            assert_eq!(&p[16..], &template(20, 7)[16..]);
+        }
+    }
+
+    #[test]
+    fn large_frames_are_written_one_at_a_time() {
+        let plan = Plan { size: 1 << 20, in_flight: 2, text: false };
+        let mut s = Sender::new(&plan, 0);
+        let mut sent = VecDeque::new();
+        s.queued = 2;
+        s.refill(&mut sent, Instant::now());
+        assert_eq!(sent.len(), 1);
+        let flen = s.frame.len();
+        assert_eq!(s.pending().len(), flen);
+        s.advance(flen - 1);
+        assert!(s.busy);
+        s.advance(1);
+        assert!(!s.busy);
+        s.refill(&mut sent, Instant::now());
+        let (_, p) = unmask(s.pending());
+        assert_eq!(&p[..16], b"0000000000000001");
+    }
+
+    #[test]
+    fn checker_accepts_echoes_and_fragments_and_rejects_changes() {
+        let size = 40;
+        let mut c = Checker {
+            expected: template(size, 1),
+            seq_len: 16,
+            opcode: Opcode::Binary,
+            next_seq: 0,
+            offset: 0,
+            in_message: false,
+        };
+        let mut msg = template(size, 1);
+        seq_digits(0, &mut msg[..16]);
+        let whole = FrameHeader { fin: true, rsv: 0, opcode: Opcode::Binary, mask: None, payload_len: 40 };
+        assert_eq!(c.data(&whole, &msg), Ok(true));
+        // The next echo in two fragments.
+        seq_digits(1, &mut msg[..16]);
+        let first = FrameHeader { fin: false, payload_len: 10, ..whole };
+        let cont = FrameHeader { fin: true, opcode: Opcode::Continuation, payload_len: 30, ..whole };
+        assert_eq!(c.data(&first, &msg[..10]), Ok(false));
+        assert_eq!(c.data(&cont, &msg[10..]), Ok(true));
+        // A changed byte, a stale sequence number, a short echo.
+        seq_digits(2, &mut msg[..16]);
+        let mut bad = msg.clone();
+        bad[30] ^= 1;
+        assert!(c.data(&whole, &bad).unwrap_err().contains("at byte 30"));
+        let mut c2 = Checker { next_seq: 3, offset: 0, in_message: false, expected: template(size, 1), ..c };
+        assert!(c2.data(&whole, &msg).is_err());
+        let short = FrameHeader { payload_len: 39, ..whole };
+        let mut c3 = Checker { next_seq: 2, offset: 0, in_message: false, expected: template(size, 1), ..c2 };
+        assert!(c3.data(&short, &msg[..39]).unwrap_err().contains("has 39 bytes"));
+    }
+}

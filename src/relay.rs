@@ -1,0 +1,131 @@
+//! `duplex relay`: rooms by URL path. Every text or binary message a client sends is delivered
+//! unchanged (same opcode) to every client connected to the same path (query string ignored),
+//! the sender included unless `--no-echo`. Built on `duplex-pubsub`: a room is a topic of the
+//! `relay` namespace, so `--redis` joins the rooms of every relay sharing that Redis server.
+//!
+//! permessage-deflate is turned off: every message is fanned out as one frame encoded once and
+//! shared by the whole room, which is sent uncompressed anyway, so a negotiated extension would
+//! only cost each connection a decompressor for what clients send (see docs/pubsub.md).
+
+use duplex::{Connections, Message, WebSocket};
+use duplex_pubsub::{topic, PubSub};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use crate::apps::{connections, log_closed};
+use crate::exit;
+use crate::pubsub_args::PubSubOptions;
+use crate::server_args::ServerOptions;
+
+/// The Redis namespace of relay rooms (`/pubsub` topics use `pubsub`).
+const NAMESPACE: &str = "relay";
+
+/// Options of `duplex relay`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// TCP port to listen on.
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
+    #[command(flatten)]
+    server: ServerOptions,
+    /// Do not send a message back to the client that sent it (the others in its room still get it).
+    #[arg(long)]
+    no_echo: bool,
+    #[command(flatten)]
+    pubsub: PubSubOptions,
+}
+
+pub async fn run(args: Args) -> u8 {
+    let mut options = args.server.clone();
+    options.no_deflate = true;
+    options.deflate_no_context_takeover = false;
+    let Some(server) = options.bind(args.port).await else {
+        return exit::FAILURE;
+    };
+    let pubsub = match args.pubsub.build(NAMESPACE) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!("{e}");
+            return exit::FAILURE;
+        }
+    };
+    let addr = server.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    let (ws, _) = args.server.schemes();
+    let echo = if args.no_echo { "without echo" } else { "with echo" };
+    tracing::info!("relaying on {ws}://{addr}/<room> (a room is a URL path; {echo})");
+    let connections = Connections::new();
+    let no_echo = args.no_echo;
+    crate::signals::shutdown_on_signals(server.shutdown_handle());
+    let served = server
+        .serve(move |incoming| {
+            let connections = connections.clone();
+            let pubsub = pubsub.clone();
+            async move {
+                let peer = incoming.peer_addr();
+                let req = match incoming.request().await {
+                    Ok(r) => r,
+                    Err(e) => return tracing::debug!(%peer, "bad request: {e}"),
+                };
+                if !req.is_websocket() {
+                    let body = "duplex relay: open a WebSocket to ws://<host>:<port>/<room>\n";
+                    let _ = req.reject(426, body).await;
+                    return;
+                }
+                let room = req.request().path().to_owned();
+                if let Err(e) = topic::check_topic(&room) {
+                    let _ = req.reject(400, &format!("not a room name: {e}\n")).await;
+                    return;
+                }
+                match req.accept().await {
+                    Ok(mut ws) => {
+                        let registration = connections.register(&mut ws, peer, room.clone());
+                        session(registration.id(), ws, &pubsub, &room, peer, no_echo).await;
+                    }
+                    Err(e) => tracing::info!(%peer, "handshake failed: {e}"),
+                }
+            }
+        })
+        .await;
+    match served {
+        Ok(()) => exit::OK,
+        Err(e) => {
+            tracing::error!("accept failed: {e}");
+            exit::FAILURE
+        }
+    }
+}
+
+/// One connection in `room`: relay what it sends, log how it came and went.
+async fn session<S: AsyncRead + AsyncWrite + Unpin>(
+    id: u64,
+    mut ws: WebSocket<S>,
+    pubsub: &PubSub,
+    room: &str,
+    peer: std::net::SocketAddr,
+    no_echo: bool,
+) {
+    let me = pubsub.attach(&mut ws);
+    if let Err(e) = me.subscribe(room) {
+        tracing::warn!("#{id} cannot join {room}: {e}");
+        return;
+    }
+    tracing::info!("#{id} opened from {peer} ({room}); room {room} has {}", connections(pubsub.subscriber_count(room)));
+    let mut error = None;
+    while let Some(received) = ws.recv().await {
+        let message: Message = match received {
+            Ok(m) => m,
+            Err(e) => {
+                error = Some(e);
+                break;
+            }
+        };
+        let len = message.len();
+        let result = if no_echo { pubsub.publish_except(room, message, &me) } else { pubsub.publish(room, message) };
+        match result {
+            Ok(d) => tracing::debug!("#{id} → {room}: {len} bytes to {} ({} dropped)", d.delivered, d.dropped),
+            Err(e) => tracing::warn!("#{id} → {room}: {e}"),
+        }
+    }
+    drop(me);
+    let left = connections(pubsub.subscriber_count(room));
+    log_closed(id, &ws, error, &format!("; room {room} has {left}"));
+}
