@@ -13,7 +13,8 @@ use duplex_pubsub::PubSub;
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
     tracing_subscriber::fmt().with_writer(std::io::stderr).with_target(false).init();
-    let (addr, _) = standalone::address_from_args();
+    let (addr, rest) = standalone::address_from_args();
+    standalone::no_other_args(&rest);
     let chat = chat::Chat::new(PubSub::new());
     standalone::serve(addr, "chat", chat::PAGE, move |mut ws| {
         let chat = chat.clone();

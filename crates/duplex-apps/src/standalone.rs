@@ -15,16 +15,27 @@ pub fn address_from_args() -> (SocketAddr, Vec<String>) {
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
-            "--port" => port = args.next().and_then(|p| p.parse().ok()).unwrap_or_else(|| usage("--port N")),
-            "--bind" => bind = args.next().and_then(|b| b.parse().ok()).unwrap_or_else(|| usage("--bind ADDR")),
+            "--port" => {
+                port = args.next().and_then(|p| p.parse().ok()).unwrap_or_else(|| usage("--port takes a port number"))
+            }
+            "--bind" => {
+                bind = args.next().and_then(|b| b.parse().ok()).unwrap_or_else(|| usage("--bind takes an IP address"))
+            }
             _ => rest.push(a),
         }
     }
     (SocketAddr::new(bind, port), rest)
 }
 
+/// Exits with status 2 if `rest` (what [`address_from_args`] left) is not empty.
+pub fn no_other_args(rest: &[String]) {
+    if let Some(a) = rest.first() {
+        usage(&format!("unexpected argument {a:?}"));
+    }
+}
+
 fn usage(what: &str) -> ! {
-    eprintln!("usage: [--port N] [--bind ADDR]: expected {what}");
+    eprintln!("usage: [--port N] [--bind ADDR]: {what}");
     std::process::exit(2)
 }
 
