@@ -53,7 +53,8 @@ enum Command {
     /// Serve the demo: a page at / and, for every WebSocket connection, timed pushes of
     /// `Message <n>` and a log of what it sends. Lines typed on stdin go to the connections
     /// (`/help` lists the console commands). WebSockets to /pubsub speak the JSON pub/sub protocol
-    /// instead (docs/pubsub.md).
+    /// instead (docs/pubsub.md). The pub/sub demos are at /chat, /feed, /multiplayer and /progress
+    /// (docs/demos.md).
     #[command(after_help = AFTER_HELP)]
     Serve(serve::Args),
     /// Echo every message back unchanged (for conformance tests and benchmarks).

@@ -44,6 +44,10 @@ impl ServerOptions {
     /// Binds the server on `port` (with TLS if asked for); logs why not and returns `None` on
     /// failure.
     pub async fn bind(&self, port: u16) -> Option<Server> {
+        // Every connection is a file descriptor: a soft limit of 1024 would cap a server far below
+        // what it can hold (10,000 relay subscribers), so take the hard limit.
+        let limit = crate::bench::raise_nofile_limit();
+        tracing::debug!("open files limit: {limit}");
         let server = match Server::bind((self.bind, port)).await {
             Ok(s) => s.with_config(self.config()),
             Err(e) => {

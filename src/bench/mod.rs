@@ -11,6 +11,7 @@
 //! server, not itself. A progress line goes to stderr once a second, a summary to stdout, and the
 //! last line of stdout is one JSON object (`{"mode":"echo",...}`) for scripts.
 
+pub mod broadcast;
 pub mod connections;
 pub mod echo;
 
@@ -43,6 +44,9 @@ enum Mode {
     /// Open N idle connections: connect rate, and the server's RSS per connection with
     /// --server-pid.
     Connections(connections::Args),
+    /// Fan-out through a relay: N clients each sending once per round to all N, or (--publisher)
+    /// one publisher to N subscribers; deliveries/s, latency, server CPU with --server-pid.
+    Broadcast(broadcast::Args),
 }
 
 /// Runs the chosen mode.
@@ -50,6 +54,7 @@ pub async fn run(args: Args) -> u8 {
     let result = match args.mode {
         Mode::Echo(a) => echo::run(a).await,
         Mode::Connections(a) => connections::run(a).await,
+        Mode::Broadcast(a) => broadcast::run(a).await,
     };
     match result {
         Ok(code) => code,
@@ -299,6 +304,9 @@ impl Histogram {
             return 0;
         }
         let rank = ((q * total as f64).ceil() as u64).clamp(1, total);
+        if rank == total {
+            return self.max();
+        }
         let mut seen = 0;
         for (i, c) in self.counts.iter().enumerate() {
             seen += u64::from(c.load(Ordering::Relaxed));

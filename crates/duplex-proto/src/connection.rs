@@ -412,7 +412,7 @@ impl Connection {
                         return Err(Violation::MessageTooBig { size: m.size, limit: self.config.max_message_size });
                     }
                     if !self.config.streaming && !m.compressed {
-                        m.data.reserve(initial_reservation(h.payload_len));
+                        grow_within(&mut m.data, initial_reservation(h.payload_len), m.size as usize);
                     }
                 }
                 (_, Some(_)) => return Err(Violation::ExpectedContinuation),
@@ -527,6 +527,9 @@ impl Connection {
             return Ok(());
         }
         let start = m.data.len();
+        // Grow by doubling, but never past the bytes the message's headers announced (at most
+        // max_message_size): the buffer stays within the limit it enforces.
+        grow_within(&mut m.data, chunk.len(), m.size as usize);
         m.data.extend_from_slice(chunk);
         if let Some(key) = frame.mask {
             mask::apply(&mut m.data[start..], key, mask_offset);
@@ -963,6 +966,12 @@ impl Connection {
         let header = FrameHeader { fin, rsv: 0, opcode, mask, payload_len: data.len() as u64 };
         let mut hbuf = [0u8; MAX_HEADER_LEN];
         let hlen = header.encode(&mut hbuf);
+        // One reservation for header and copied payload: a small frame costs one allocation.
+        let copied = match (&payload, mask) {
+            (Payload::Owned(b), None) if b.len() > self.config.copy_threshold => 0,
+            _ => data.len(),
+        };
+        self.out.reserve(hlen + copied);
         self.out.copy_from(&hbuf[..hlen]);
         match (mask, payload) {
             (Some(key), p) => self.out.fill_with(p.as_slice().len(), |dst| mask::copy_masked(dst, p.as_slice(), key)),
@@ -978,6 +987,17 @@ impl Connection {
 /// sizes (1,000 such connections cost 64 MiB of reservations, not gigabytes).
 fn initial_reservation(payload_len: u64) -> usize {
     payload_len.min(64 << 10) as usize
+}
+
+/// Makes room for `additional` more bytes in `data`, doubling its capacity as `Vec` would but
+/// never beyond `bound` (unless the bytes themselves need more, which the size checks prevent).
+fn grow_within(data: &mut Vec<u8>, additional: usize, bound: usize) {
+    let needed = data.len() + additional;
+    if needed <= data.capacity() {
+        return;
+    }
+    let target = (data.capacity() * 2).max(needed).min(bound.max(needed));
+    data.reserve_exact(target - data.len());
 }
 
 /// A payload to send: borrowed (copied into the queue) or owned (queued without a copy if large).

@@ -81,3 +81,47 @@ fn reserved_opcode_fails_whatever_the_reads() {
         }
     }
 }
+
+/// A masked client frame (key 0, so the payload goes as it is).
+fn client_frame(b0: u8, payload: &[u8]) -> Vec<u8> {
+    let mut f = vec![b0];
+    match payload.len() {
+        n if n < 126 => f.push(0x80 | n as u8),
+        n if n <= 0xffff => {
+            f.push(0x80 | 126);
+            f.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            f.push(0x80 | 127);
+            f.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    f.extend_from_slice(&[0; 4]);
+    f.extend_from_slice(payload);
+    f
+}
+
+/// `heap_size()` stays within `max_message_size` (+ the 250 bytes a control frame may take) while
+/// a message arrives in fragments. `Vec::reserve` for a continuation frame doubled the buffer:
+/// with a 10,000-byte limit, 6,000 bytes then a 1,000-byte continuation held 12,000 bytes.
+#[test]
+fn fragmented_message_stays_within_the_limit() {
+    let mut server = Connection::new(Role::Server, Config::default().max_message_size(10_000));
+    server.receive(&client_frame(0x02, &[1; 6000]));
+    let cont = client_frame(0x80, &[2; 1000]);
+    server.receive(&cont[..cont.len() - 500]);
+    assert!(server.heap_size() <= 10_000 + 256, "heap_size {} for a 10,000-byte limit", server.heap_size());
+}
+
+/// The same for one large frame read in 16 KiB pieces: past what the header reserves, the buffer
+/// grew by `Vec`'s doubling, so 3 MiB under a 3 MiB limit held 4 MiB.
+#[test]
+fn large_frame_stays_within_the_limit() {
+    let limit = 3 << 20;
+    let mut server = Connection::new(Role::Server, Config::default().max_message_size(limit));
+    let frame = client_frame(0x82, &vec![7; limit]);
+    for piece in frame[..frame.len() - 1].chunks(16 << 10) {
+        server.receive(piece);
+    }
+    assert!(server.heap_size() <= limit + 256, "heap_size {} for a {limit}-byte limit", server.heap_size());
+}

@@ -35,6 +35,11 @@ impl Outgoing {
         self.len == 0
     }
 
+    /// Makes room for `additional` more bytes in the contiguous tail.
+    pub fn reserve(&mut self, additional: usize) {
+        self.tail.reserve(additional);
+    }
+
     /// Appends bytes by copying them into the contiguous tail.
     pub fn copy_from(&mut self, data: &[u8]) {
         self.tail.extend_from_slice(data);

@@ -54,6 +54,8 @@ pub(crate) struct Shared {
     limit: usize,
     policy: SlowConsumer,
     waker: AtomicWaker,
+    /// Commands queued and not yet taken (checked without the lock).
+    pending: AtomicUsize,
     closed: AtomicBool,
     /// A close was queued by the slow-consumer policy: queue nothing more.
     closing: AtomicBool,
@@ -75,6 +77,7 @@ impl Shared {
             limit,
             policy,
             waker: AtomicWaker::new(),
+            pending: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
             closing: AtomicBool::new(false),
             room: Notify::new(),
@@ -88,7 +91,13 @@ impl Shared {
     /// Called by the socket's task: registers for wake-ups and takes everything queued.
     pub(crate) fn take(&self, waker: &Waker) -> VecDeque<Command> {
         self.waker.register(waker);
+        // The common case, nothing queued, without taking the lock. A push after this check
+        // wakes the waker registered above, so nothing is missed.
+        if self.pending.load(Ordering::Acquire) == 0 {
+            return VecDeque::new();
+        }
         let mut queue = self.lock();
+        self.pending.store(0, Ordering::Release);
         if queue.is_empty() {
             return VecDeque::new();
         }
@@ -135,6 +144,7 @@ impl Shared {
         }
         self.lock().push_back(cmd);
         self.queued_bytes.fetch_add(size, Ordering::AcqRel);
+        self.pending.fetch_add(1, Ordering::AcqRel);
         self.waker.wake();
         Ok(())
     }
@@ -159,6 +169,7 @@ impl Shared {
                         "slow consumer: closing with {code}"
                     );
                     self.lock().push_back(Command::Close(Some(CloseFrame::new(code, "slow consumer"))));
+                    self.pending.fetch_add(1, Ordering::AcqRel);
                     self.waker.wake();
                 }
                 Err(SendError::Closed)

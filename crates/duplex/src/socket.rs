@@ -77,6 +77,8 @@ pub struct WebSocket<S> {
     closed_by_us: bool,
     /// Keepalive and idle timeout, only when configured.
     liveness: Option<Liveness>,
+    /// Bytes were written since the transport was last flushed.
+    unflushed: bool,
     /// A server connection's place in its server's count (dropped with the socket).
     permit: Option<crate::shutdown::Permit>,
 }
@@ -195,6 +197,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             outbox: None,
             closed_by_us: false,
             liveness,
+            unflushed: false,
             permit: None,
         }
     }
@@ -412,36 +415,43 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             if let Some(o) = &self.outbox {
                 o.set_socket_buffered(self.conn.buffered_amount());
             }
-            if self.liveness.is_some() && self.poll_liveness(cx) {
-                continue;
-            }
-            if self.conn.state() == State::CloseSent {
-                if let Some(t) = &mut self.close_timer {
-                    if t.as_mut().poll(cx).is_ready() {
-                        tracing::debug!("peer did not answer our close frame in time");
-                        self.error = Some(Error::Timeout("waiting for the peer's close frame"));
-                        self.phase = Phase::Done;
-                        continue;
-                    }
-                }
-            }
             // Backpressure on the peer: while more than the write buffer limit waits to be written
             // (pongs to a ping flood from a peer that never reads), stop reading. The pending
             // write has registered the waker, so the task wakes when the socket drains.
-            if self.conn.buffered_amount() > self.config.write_buffer_limit {
-                return Poll::Pending;
-            }
-            match ready!(self.poll_read_into_core(cx)) {
-                Ok(0) => {
+            let read = if self.conn.buffered_amount() > self.config.write_buffer_limit {
+                Poll::Pending
+            } else {
+                self.poll_read_into_core(cx)
+            };
+            match read {
+                Poll::Ready(Ok(0)) => {
                     self.error = Some(Error::AbnormalClosure);
                     self.phase = Phase::Done;
                 }
-                Ok(_) => {
+                Poll::Ready(Ok(_)) => {
                     if let Some(l) = self.liveness.as_mut() {
                         l.read_seen = true;
                     }
                 }
-                Err(e) => self.fail_io(e),
+                Poll::Ready(Err(e)) => self.fail_io(e),
+                Poll::Pending => {
+                    // About to sleep: check the timers here, once per wake-up rather than once
+                    // per message.
+                    if self.liveness.is_some() && self.poll_liveness(cx) {
+                        continue;
+                    }
+                    if self.conn.state() == State::CloseSent {
+                        if let Some(t) = &mut self.close_timer {
+                            if t.as_mut().poll(cx).is_ready() {
+                                tracing::debug!("peer did not answer our close frame in time");
+                                self.error = Some(Error::Timeout("waiting for the peer's close frame"));
+                                self.phase = Phase::Done;
+                                continue;
+                            }
+                        }
+                    }
+                    return Poll::Pending;
+                }
             }
         }
     }
@@ -584,8 +594,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
             out.advance(written);
+            self.unflushed = true;
         }
-        Pin::new(&mut self.io).poll_flush(cx)
+        // Flush only after writing: a no-op for TCP, but TLS holds records until flushed.
+        if self.unflushed {
+            ready!(Pin::new(&mut self.io).poll_flush(cx))?;
+            self.unflushed = false;
+        }
+        Poll::Ready(Ok(()))
     }
 
     /// Polls until everything queued is written; see [`WebSocket::flush`].
