@@ -37,6 +37,6 @@ for t in "${targets[@]}"; do
     echo "  RUSTC_BOOTSTRAP=1 cargo fuzz run $t fuzz/artifacts/$t/<file>"
     exit 1
   fi
-  grep -E '^#[0-9]+ +(INITED|DONE)|^stat::number_of_executed_units|^Done ' "$log" || true
+  grep -E '^#[0-9]+[[:space:]]+(INITED|DONE)|^stat::number_of_executed_units|^Done ' "$log" || true
 done
 echo "fuzzed ${#targets[@]} targets for ${FUZZ_SECONDS}s each"

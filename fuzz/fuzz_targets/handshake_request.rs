@@ -19,7 +19,7 @@ fn check(data: &[u8], limits: &Limits) {
     let protocols = req.protocols();
     assert!(protocols.iter().all(|p| !p.is_empty() && p.trim() == *p));
     // A server that accepts deflate with the defaults, and one that asks for the least memory.
-    let servers = [DeflateConfig::default(), duplex_fuzz::deflate_config(0b000_000_11)];
+    let servers = [DeflateConfig::default(), duplex_fuzz::deflate_config(0b0000_0011)];
     let mut answer = None;
     for server in &servers {
         if let Some((params, value)) = req.negotiate_deflate(server) {
@@ -41,7 +41,7 @@ fn check(data: &[u8], limits: &Limits) {
     let mut parsed = httparse::Response::new(&mut headers);
     assert_eq!(parsed.parse(&resp), Ok(httparse::Status::Complete(resp.len())), "bad 101: {resp:?}");
     assert_eq!(parsed.code, Some(101));
-    let expected = 3 + protocols.first().is_some() as usize + answer.is_some() as usize + extra.len();
+    let expected = 3 + usize::from(!protocols.is_empty()) + usize::from(answer.is_some()) + extra.len();
     assert_eq!(parsed.headers.len(), expected, "header injection in the 101 answer");
     let accept = parsed.headers.iter().find(|h| h.name == "Sec-WebSocket-Accept").unwrap();
     assert_eq!(accept.value, accept_key(key).as_bytes());

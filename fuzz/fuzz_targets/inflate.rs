@@ -61,7 +61,7 @@ fn raw(setup: Setup, recs: &[Record<'_>]) {
     let mut wire = Vec::new();
     let mut in_message = false;
     for r in recs {
-        let key = (setup.role == Role::Server).then(|| [r.ctl >> 4, 0x5a, r.ctl, 0xa5]);
+        let key = (setup.role == Role::Server).then_some([r.ctl >> 4, 0x5a, r.ctl, 0xa5]);
         if r.ctl & 8 != 0 {
             frame(&mut wire, true, 0, Opcode::Ping, key, b"p");
         }
