@@ -68,7 +68,12 @@ fn payload(i: usize) -> String {
     format!(r#"{{"type":"quotes","seq":{i},"rows":[{}]}}"#, rows.join(","))
 }
 
-async fn run(url: &str, config: Config, messages: usize, in_flight: usize) -> Result<(f64, u64, u64, String), duplex::Error> {
+async fn run(
+    url: &str,
+    config: Config,
+    messages: usize,
+    in_flight: usize,
+) -> Result<(f64, u64, u64, String), duplex::Error> {
     let target = Target::parse(url)?;
     let tcp = TcpStream::connect((target.host.as_str(), target.port)).await?;
     tcp.set_nodelay(true)?;
@@ -126,16 +131,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }));
 
     let raw: usize = (0..messages).map(|i| payload(i).len()).sum();
-    println!("{messages} text messages of ~{} bytes ({} KiB of JSON), {in_flight} in flight", raw / messages, raw / 1024);
+    println!(
+        "{messages} text messages of ~{} bytes ({} KiB of JSON), {in_flight} in flight",
+        raw / messages,
+        raw / 1024
+    );
     println!();
     println!("| echo | negotiated | msgs/s | bytes sent on the wire | bytes received | wire / payload |");
     println!("|---|---|---:|---:|---:|---:|");
-    for (name, config) in [("uncompressed", Config::default().no_deflate()), ("permessage-deflate", Config::default())] {
+    for (name, config) in [("uncompressed", Config::default().no_deflate()), ("permessage-deflate", Config::default())]
+    {
         let (rate, rx, tx, ext) = run(&url, config, messages, in_flight).await?;
-        println!(
-            "| {name} | `{ext}` | {rate:.0} | {tx} | {rx} | {:.1} % |",
-            100.0 * tx as f64 / raw as f64
-        );
+        println!("| {name} | `{ext}` | {rate:.0} | {tx} | {rx} | {:.1} % |", 100.0 * tx as f64 / raw as f64);
     }
     Ok(())
 }

@@ -69,8 +69,9 @@ pub async fn run(args: Args) -> u8 {
         Some(p) => tracing::info!("connected to {} (subprotocol {p})", args.url),
         None => tracing::info!("connected to {}", args.url),
     }
-    if let Some(d) = &response.deflate {
-        tracing::debug!("compression: {}", d.header_value());
+    match &response.deflate {
+        Some(d) => tracing::info!("negotiated extensions: {}", d.header_value()),
+        None => tracing::info!("negotiated extensions: none"),
     }
     let (mut rx, mut tx) = ws.split();
     let binary = args.binary;

@@ -1,14 +1,16 @@
 #!/usr/bin/env node
 // Interop peer: a Node `ws` client that checks an echo server.
 //
-//     node echo_client.js ws://127.0.0.1:PORT/ [--timeout SECONDS]
+//     node echo_client.js ws://127.0.0.1:PORT/ [--deflate] [--timeout SECONDS]
 //
 // Sends text (ASCII, non-ASCII, emoji, empty, 64 KiB), binary (empty, every byte value, 1 MiB),
 // one fragmented message and a pipelined burst, and checks that every echo comes back identical,
 // of the same type and in order. Then pings and awaits the pong (with its payload), closes with
 // 1000 and checks that the server answered the close with 1000.
 //
-// Exit status 0 on success; otherwise 1, with what failed on stdout. permessage-deflate is off.
+// Exit status 0 on success; otherwise 1, with what failed on stdout. permessage-deflate is off
+// unless --deflate is given, which offers it and fails unless the server accepts it; the
+// negotiated extensions are printed as `negotiated extensions: ...`.
 'use strict';
 
 const crypto = require('node:crypto');
@@ -17,13 +19,14 @@ const WebSocket = require('ws');
 const MiB = 1 << 20;
 
 function parseArgs(argv) {
-  const args = { url: null, timeout: 60 };
+  const args = { url: null, timeout: 60, deflate: false };
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === '--timeout') args.timeout = Number(argv[++i]);
+    else if (argv[i] === '--deflate') args.deflate = true;
     else if (!args.url) args.url = argv[i];
     else throw new Error(`unexpected argument ${argv[i]}`);
   }
-  if (!args.url) throw new Error('usage: echo_client.js URL [--timeout SECONDS]');
+  if (!args.url) throw new Error('usage: echo_client.js URL [--deflate] [--timeout SECONDS]');
   return args;
 }
 
@@ -72,9 +75,9 @@ function same(a, b) {
   return Buffer.compare(a, b) === 0;
 }
 
-async function run(url) {
+async function run(url, deflate) {
   const failures = [];
-  const ws = new WebSocket(url, { perMessageDeflate: false, maxPayload: 64 * MiB });
+  const ws = new WebSocket(url, { perMessageDeflate: deflate, maxPayload: 64 * MiB });
 
   // Everything the socket reports goes through one queue of events that the script awaits in order.
   const queue = [];
@@ -117,6 +120,10 @@ async function run(url) {
   });
 
   await expect('open');
+  console.log(`negotiated extensions: ${ws.extensions || 'none'}`);
+  if (deflate && !ws.extensions.includes('permessage-deflate')) {
+    failures.push(`extensions: offered permessage-deflate, the server answered ${JSON.stringify(ws.extensions)}`);
+  }
 
   // One at a time: send, then await the echo.
   let count = 0;
@@ -181,7 +188,7 @@ async function main() {
   }, args.timeout * 1000);
   let code;
   try {
-    code = await run(args.url);
+    code = await run(args.url, args.deflate);
   } catch (e) {
     console.log(`FAIL echo_client.js against ${args.url}: ${e && e.message ? e.message : e}`);
     code = 1;

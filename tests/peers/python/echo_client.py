@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Interop peer: a python-websockets client that checks an echo server.
 
-    python3 echo_client.py ws://127.0.0.1:PORT/ [--deflate] [--timeout SECONDS]
+    python3 echo_client.py ws://127.0.0.1:PORT/ [--deflate] [--require-deflate] [--ca PEM] [--timeout SECONDS]
 
 Sends text (ASCII, non-ASCII, emoji, empty, 64 KiB), binary (empty, every byte value, 1 MiB),
 one fragmented message and a pipelined burst, and checks that every echo comes back identical,
@@ -9,11 +9,14 @@ of the same type and in order. Then pings and awaits the pong, closes with 1000 
 the server answered the close with 1000.
 
 Exit status 0 on success; otherwise 1, with what failed on stdout. Needs `websockets` >= 14
-(the asyncio API); compression is not offered unless --deflate is given.
+(the asyncio API); compression is not offered unless --deflate is given. Prints the negotiated
+Sec-WebSocket-Extensions as `negotiated extensions: ...`; --require-deflate fails unless it starts
+with permessage-deflate. For wss://, --ca PEM trusts that CA (default: the system's).
 """
 import argparse
 import asyncio
 import random
+import ssl
 import sys
 
 from websockets.asyncio.client import connect
@@ -64,10 +67,15 @@ async def expect_echo(ws, label, sent, failures):
         failures.append(f"{label}: sent {describe(sent)}, got {describe(got)}, first difference at byte {at}")
 
 
-async def run(url, deflate):
+async def run(url, deflate, require_deflate=False, ca=None):
     failures = []
+    tls = {"ssl": ssl.create_default_context(cafile=ca)} if ca else {}
     async with connect(url, compression="deflate" if deflate else None, max_size=64 * MiB,
-                       ping_interval=None, proxy=None, open_timeout=10, close_timeout=10) as ws:
+                       ping_interval=None, proxy=None, open_timeout=10, close_timeout=10, **tls) as ws:
+        extensions = ws.response.headers.get("Sec-WebSocket-Extensions")
+        print(f"negotiated extensions: {extensions or 'none'}", flush=True)
+        if require_deflate and not (extensions or "").startswith("permessage-deflate"):
+            failures.append(f"extensions: expected permessage-deflate, the server answered {extensions!r}")
         # One at a time: send, then await the echo.
         for label, payload in messages():
             await ws.send(payload)
@@ -120,10 +128,13 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("url")
     p.add_argument("--deflate", action="store_true", help="offer permessage-deflate")
+    p.add_argument("--require-deflate", action="store_true",
+                   help="fail unless permessage-deflate is negotiated")
+    p.add_argument("--ca", help="PEM file of a CA to trust for wss://")
     p.add_argument("--timeout", type=float, default=60, help="give up after this many seconds")
     a = p.parse_args()
     try:
-        code = asyncio.run(asyncio.wait_for(run(a.url, a.deflate), a.timeout))
+        code = asyncio.run(asyncio.wait_for(run(a.url, a.deflate, a.require_deflate, a.ca), a.timeout))
     except asyncio.TimeoutError:
         print(f"FAIL echo_client.py against {a.url}: not done within {a.timeout} s")
         code = 1
