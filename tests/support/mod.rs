@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod procs;
+
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, ChildStdin, Command, Stdio};
