@@ -84,7 +84,7 @@ async function main() {
   report.browserVersion = browser.version();
   const context = await browser.newContext({ viewport: { width: 1000, height: 700 } });
   page = await context.newPage();
-  page.setDefaultTimeout(15000);
+  page.setDefaultTimeout(30000);
   page.on('console', (m) => report.console.push(`${m.type()}: ${m.text()}`));
   page.on('pageerror', (e) => report.pageErrors.push(String(e && e.stack ? e.stack : e)));
   page.on('requestfailed', (r) => report.failedRequests.push(`${r.url()}: ${r.failure() && r.failure().errorText}`));
@@ -95,7 +95,7 @@ async function main() {
 
   step('wait for window.ws to be open');
   await page.waitForFunction(() => window.ws instanceof WebSocket && window.ws.readyState === WebSocket.OPEN,
-    null, { timeout: Math.min(left(), 15000), polling: 50 });
+    null, { timeout: Math.min(left(), 30000), polling: 50 });
   // Record the page socket's close event from now on.
   await page.evaluate(() => {
     window.__duplexTest = { pageClose: null };
@@ -107,7 +107,7 @@ async function main() {
   step('wait for a "< Message " line in #log');
   await page.waitForFunction(
     () => [...document.querySelectorAll('#log div')].some((d) => d.textContent.startsWith('< Message ')),
-    null, { timeout: Math.min(left(), 15000), polling: 50 });
+    null, { timeout: Math.min(left(), 30000), polling: 50 });
   report.pageLog = await page.$$eval('#log div', (ds) => ds.map((d) => d.textContent));
   const bad = report.pageLog.filter((l) => l.startsWith('< ') && !/^< Message \S+$/.test(l));
   if (bad.length) throw new Error(`#log lines not of the form "< Message <number>": ${JSON.stringify(bad)}`);
@@ -139,7 +139,7 @@ async function main() {
     'ws.addEventListener("close", e => { window.__duplexTest.consoleClose = { code: e.code, reason: e.reason, wasClean: e.wasClean }; }); "ok"');
   step('wait for the console socket to open');
   await repl(`new Promise((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error("console socket not open after 10 s, readyState " + ws.readyState)), 10000);
+      const t = setTimeout(() => reject(new Error("console socket not open after 20 s, readyState " + ws.readyState)), 10000);
       const check = () => ws.readyState === WebSocket.OPEN ? (clearTimeout(t), resolve(true))
         : ws.readyState > WebSocket.OPEN ? (clearTimeout(t), reject(new Error("console socket closed before opening"))) : setTimeout(check, 20);
       check();
@@ -148,7 +148,7 @@ async function main() {
   await repl(`ws.send(${JSON.stringify(SENT_CONSOLE)})`);
   step('wait for a push on the console socket');
   await page.waitForFunction(() => window.__duplexTest.consoleMessages.some((m) => /^Message \S+$/.test(m)),
-    null, { timeout: Math.min(left(), 15000), polling: 50 });
+    null, { timeout: Math.min(left(), 30000), polling: 50 });
   // Console events reach this process a little after the page ran them.
   const consoleDeadline = Date.now() + 5000;
   while (!report.console.some((l) => /^log: Message \S+$/.test(l))) {
