@@ -139,7 +139,7 @@ async function main() {
     'ws.addEventListener("close", e => { window.__duplexTest.consoleClose = { code: e.code, reason: e.reason, wasClean: e.wasClean }; }); "ok"');
   step('wait for the console socket to open');
   await repl(`new Promise((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error("console socket not open after 20 s, readyState " + ws.readyState)), 10000);
+      const t = setTimeout(() => reject(new Error("console socket not open after 20 s, readyState " + ws.readyState)), 20000);
       const check = () => ws.readyState === WebSocket.OPEN ? (clearTimeout(t), resolve(true))
         : ws.readyState > WebSocket.OPEN ? (clearTimeout(t), reject(new Error("console socket closed before opening"))) : setTimeout(check, 20);
       check();
