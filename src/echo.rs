@@ -52,11 +52,5 @@ pub async fn run(args: Args) -> u8 {
             }
         })
         .await;
-    match served {
-        Ok(()) => exit::OK,
-        Err(e) => {
-            tracing::error!("accept failed: {e}");
-            exit::FAILURE
-        }
-    }
+    crate::server_args::exit_code(served)
 }

@@ -85,13 +85,7 @@ pub async fn run(args: Args) -> u8 {
             }
         })
         .await;
-    match served {
-        Ok(()) => exit::OK,
-        Err(e) => {
-            tracing::error!("accept failed: {e}");
-            exit::FAILURE
-        }
-    }
+    crate::server_args::exit_code(served)
 }
 
 /// One connection in `room`: relay what it sends, log how it came and went.

@@ -102,13 +102,7 @@ pub async fn run(args: Args) -> u8 {
             }
         })
         .await;
-    match served {
-        Ok(()) => exit::OK,
-        Err(e) => {
-            tracing::error!("accept failed: {e}");
-            exit::FAILURE
-        }
-    }
+    crate::server_args::exit_code(served)
 }
 
 /// One connection: log what it sends, push on a timer, log how it closed.

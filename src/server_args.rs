@@ -71,3 +71,15 @@ impl ServerOptions {
         (self.tls.ws_scheme(), self.tls.http_scheme())
     }
 }
+
+/// The exit status of a server command once `Server::serve` has returned: 0 after a graceful
+/// shutdown, 1 if accepting failed.
+pub fn exit_code(served: std::io::Result<()>) -> u8 {
+    match served {
+        Ok(()) => crate::exit::OK,
+        Err(e) => {
+            tracing::error!("accept failed: {e}");
+            crate::exit::FAILURE
+        }
+    }
+}

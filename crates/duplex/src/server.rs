@@ -421,7 +421,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> UpgradeRequest<S> {
                 return Err(Error::Handshake(HandshakeError::UnofferedProtocol(p.clone())));
             }
         }
-        let config = accept.config.unwrap_or_else(|| (*self.config).clone());
+        let config = accept.config.map(Arc::new).unwrap_or_else(|| self.config.clone());
         // permessage-deflate (RFC 7692): the first acceptable offer, per `config.protocol.deflate`.
         let (deflate, extensions) = match self.request.negotiate_deflate(&config.protocol.deflate) {
             Some((params, answer)) => (Some(params), Some(answer)),

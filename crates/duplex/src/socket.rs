@@ -64,7 +64,8 @@ enum Phase {
 pub struct WebSocket<S> {
     io: S,
     conn: Connection,
-    config: Config,
+    /// Shared with the server and its other connections: no per-connection copy.
+    config: Arc<Config>,
     phase: Phase,
     /// The deadline of the close handshake, armed only once it starts.
     close_timer: Option<Pin<Box<Sleep>>>,
@@ -157,7 +158,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// Wraps a transport on which the opening handshake is already done — by this crate's
     /// server or client, or by another HTTP server (hyper, axum) that upgraded the connection.
     /// `leftover` holds bytes read past the handshake: frames the peer sent in the same packet.
-    pub fn from_upgraded(io: S, role: Role, config: Config, leftover: &[u8]) -> Self {
+    pub fn from_upgraded(io: S, role: Role, config: impl Into<Arc<Config>>, leftover: &[u8]) -> Self {
         Self::from_upgraded_with_deflate(io, role, config, None, leftover)
     }
 
@@ -167,10 +168,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     pub fn from_upgraded_with_deflate(
         io: S,
         role: Role,
-        config: Config,
+        config: impl Into<Arc<Config>>,
         deflate: Option<duplex_proto::DeflateParams>,
         leftover: &[u8],
     ) -> Self {
+        let config = config.into();
         let mut conn = Connection::with_deflate(role, config.protocol.clone(), deflate);
         if !leftover.is_empty() {
             conn.receive(leftover);
