@@ -172,7 +172,9 @@ async fn a_slow_consumer_is_held_at_its_limit_while_the_others_keep_up() {
     while connections.len() < 4 {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let slow_id = connections.list().iter().map(|c| c.id).min().unwrap();
+    // Found by its address: the server may register the connections in any order.
+    let slow_addr = slow.local_addr().unwrap();
+    let slow_id = connections.list().iter().find(|c| c.peer == slow_addr).map(|c| c.id).unwrap();
     let payload = "x".repeat(1000);
     const MESSAGES: usize = 20_000; // 20 MB per client: far beyond the slow one's socket buffers
     let readers: Vec<_> = fast

@@ -36,13 +36,26 @@ pub(crate) enum Command {
 }
 
 impl Command {
+    /// The bytes this command adds to the connection's write buffer: a message counts as the
+    /// largest frame it can become (payload, header and mask key), so the limit holds once the
+    /// socket has encoded it.
     fn size(&self) -> usize {
         match self {
-            Command::Message(m) => m.len(),
+            Command::Message(m) => m.len() + frame_overhead(m.len()),
             Command::Encoded(b) => b.len(),
             Command::Close(_) => 0,
         }
     }
+}
+
+/// The most a frame header adds to a payload of `len` bytes (the length field and a mask key).
+fn frame_overhead(len: usize) -> usize {
+    let length_field = match len {
+        0..=125 => 0,
+        126..=0xFFFF => 2,
+        _ => 8,
+    };
+    2 + length_field + 4
 }
 
 /// The state a [`Sender`] shares with its socket.
@@ -101,7 +114,11 @@ impl Shared {
         if queue.is_empty() {
             return VecDeque::new();
         }
-        self.queued_bytes.store(0, Ordering::Release);
+        // The bytes move from this queue to the socket's in one step under the lock, so a sender
+        // never sees them in neither place (the socket stores the exact figure once it has
+        // encoded them).
+        let moved = self.queued_bytes.swap(0, Ordering::AcqRel);
+        self.socket_buffered.fetch_add(moved, Ordering::AcqRel);
         std::mem::take(&mut *queue)
     }
 
@@ -137,13 +154,16 @@ impl Shared {
         if self.closed.load(Ordering::Acquire) || self.closing.load(Ordering::Acquire) {
             return Err((SendError::Closed, cmd));
         }
-        let buffered = self.buffered();
         let size = cmd.size();
+        // Checked and counted under the lock, so concurrent senders cannot pass the limit together.
+        let mut queue = self.lock();
+        let buffered = self.buffered();
         if size > 0 && buffered + size > self.limit {
             return Err((SendError::Full { buffered, limit: self.limit }, cmd));
         }
-        self.lock().push_back(cmd);
+        queue.push_back(cmd);
         self.queued_bytes.fetch_add(size, Ordering::AcqRel);
+        drop(queue);
         self.pending.fetch_add(1, Ordering::AcqRel);
         self.waker.wake();
         Ok(())
@@ -287,5 +307,58 @@ impl Sender {
     /// Messages received and sent on the connection so far.
     pub fn message_counts(&self) -> (u64, u64) {
         (self.shared.messages_in.load(Ordering::Relaxed), self.shared.messages_out.load(Ordering::Relaxed))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn noop_waker() -> Waker {
+        futures_util::task::noop_waker()
+    }
+
+    #[test]
+    fn a_message_counts_as_the_largest_frame_it_can_become() {
+        assert_eq!(Command::Message(Message::from("x".repeat(125))).size(), 125 + 2 + 4);
+        assert_eq!(Command::Message(Message::from("x".repeat(126))).size(), 126 + 4 + 4);
+        assert_eq!(Command::Message(Message::from(vec![0u8; 70_000])).size(), 70_000 + 10 + 4);
+        assert_eq!(Command::Encoded(Bytes::from_static(b"abc")).size(), 3);
+    }
+
+    #[test]
+    fn the_limit_holds_while_the_socket_moves_the_queue_into_its_buffer() {
+        let shared = Shared::new(1000, SlowConsumer::Reject);
+        let sender = Sender { shared: shared.clone() };
+        let msg = "x".repeat(94); // 100 bytes as a frame
+        for _ in 0..10 {
+            sender.send(msg.as_str()).unwrap();
+        }
+        assert!(matches!(sender.send(msg.as_str()), Err(SendError::Full { buffered: 1000, limit: 1000 })));
+        // The socket takes the queue: until it reports its own figure, the bytes count as its.
+        let taken = shared.take(&noop_waker());
+        assert_eq!(taken.len(), 10);
+        assert_eq!(sender.buffered_amount(), 1000);
+        assert!(sender.send(msg.as_str()).is_err());
+        // It wrote 300 of them.
+        shared.set_socket_buffered(700);
+        for _ in 0..3 {
+            sender.send(msg.as_str()).unwrap();
+        }
+        assert!(sender.send(msg.as_str()).is_err());
+    }
+
+    #[test]
+    fn concurrent_senders_cannot_pass_the_limit_together() {
+        let shared = Shared::new(10_000, SlowConsumer::Drop);
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let sender = Sender { shared: shared.clone() };
+                std::thread::spawn(move || (0..1000).filter(|_| sender.send("y".repeat(94)).is_ok()).count())
+            })
+            .collect();
+        let sent: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
+        assert_eq!(sent, 100);
+        assert_eq!(shared.dropped.load(Ordering::Relaxed), 3900);
     }
 }
