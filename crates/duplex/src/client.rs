@@ -222,15 +222,16 @@ impl Client {
                     buf.drain(..n);
                     return Ok::<_, Error>((resp, buf));
                 }
-                let mut chunk = [0u8; 2048];
-                let n = io.read(&mut chunk).await?;
+                // Straight into `buf`: a stack array here would be held in every connection's
+                // task for its whole life (a future is as large as its largest await point).
+                buf.reserve(2048);
+                let n = io.read_buf(&mut buf).await?;
                 if n == 0 {
                     return Err(Error::Io(std::io::Error::new(
                         std::io::ErrorKind::UnexpectedEof,
                         "the server closed the connection during the opening handshake",
                     )));
                 }
-                buf.extend_from_slice(&chunk[..n]);
             }
         };
         let (resp, leftover) = match timeout_at(deadline, exchange).await {

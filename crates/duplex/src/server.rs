@@ -26,7 +26,8 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use duplex_proto::handshake::{http_response, HandshakeError, Request};
+use duplex_proto::handshake::{http_response, HandshakeError, Limits, Request};
+use duplex_proto::DeflateParams;
 use duplex_proto::Role;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, ToSocketAddrs};
@@ -230,79 +231,111 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Incoming<S> {
     /// On a TLS server this first runs the TLS handshake, under the same timeout: its failures
     /// are [`Error::Tls`] (a plain-HTTP client is answered 400 "This port speaks TLS"), and a
     /// client that does not finish it in time gets [`Error::Timeout`].
-    pub async fn request(mut self) -> Result<UpgradeRequest<S>> {
-        if let Some(Prelude(prelude)) = self.prelude.take() {
-            match timeout_at(self.deadline, prelude(self.io)).await {
-                Ok(Ok(io)) => self.io = io,
-                Ok(Err(e)) => {
-                    tracing::debug!(peer = %self.peer, error = %e, "TLS handshake failed");
-                    return Err(e);
+    #[allow(clippy::manual_async_fn, reason = "an async fn would hold a second copy of its arguments")]
+    pub fn request(mut self) -> impl Future<Output = Result<UpgradeRequest<S>>> {
+        // An async block, not an async fn: it works on `self` in place instead of keeping a
+        // second copy, and this future lives in every connection's task.
+        async move {
+            if let Some(Prelude(prelude)) = self.prelude.take() {
+                match timeout_at(self.deadline, prelude(self.io)).await {
+                    Ok(Ok(io)) => self.io = io,
+                    Ok(Err(e)) => {
+                        tracing::debug!(peer = %self.peer, error = %e, "TLS handshake failed");
+                        return Err(e);
+                    }
+                    Err(_) => {
+                        tracing::debug!(peer = %self.peer, "TLS handshake timed out");
+                        return Err(Error::Timeout("the TLS handshake"));
+                    }
                 }
+            }
+            // Every await below holds only this task's small state: a future is as large as its
+            // largest await point, and this one lives in every connection's task.
+            let parsed = timeout_at(self.deadline, read_head(&mut self.io, &self.config.handshake_limits)).await;
+            let (resp, error) = match parsed {
+                Ok(Ok((request, leftover))) => {
+                    let limit = self.config.max_connections;
+                    if !self.permit.as_ref().is_some_and(|p| p.active() > limit) {
+                        return Ok(UpgradeRequest {
+                            io: self.io,
+                            peer: self.peer,
+                            request,
+                            leftover,
+                            config: self.config,
+                            deadline: self.deadline,
+                            permit: self.permit,
+                        });
+                    }
+                    tracing::warn!(peer = %self.peer, "refused: {limit} connections is the limit");
+                    let resp = plain_response(503, "the server is at its connection limit; try again later\n", &[]);
+                    (resp, Error::Refused(503, "connection limit reached".into()))
+                }
+                Ok(Err(Error::Handshake(e))) => {
+                    tracing::debug!(peer = %self.peer, error = %e, "bad HTTP request");
+                    (plain_response(e.status(), &format!("{e}\n"), &[]), Error::Handshake(e))
+                }
+                Ok(Err(e)) => return Err(e),
                 Err(_) => {
-                    tracing::debug!(peer = %self.peer, "TLS handshake timed out");
-                    return Err(Error::Timeout("the TLS handshake"));
+                    tracing::debug!(peer = %self.peer, "handshake timed out");
+                    return Err(Error::Timeout("reading the opening handshake request"));
                 }
-            }
-        }
-        let mut buf = Vec::with_capacity(1024);
-        let limits = self.config.handshake_limits.clone();
-        let parsed = timeout_at(self.deadline, async {
-            loop {
-                match Request::parse(&buf, &limits) {
-                    Ok(Some(done)) => return Ok(done),
-                    Ok(None) => {}
-                    Err(e) => return Err(Error::Handshake(e)),
-                }
-                let mut chunk = [0u8; 2048];
-                let n = self.io.read(&mut chunk).await?;
-                if n == 0 {
-                    return Err(Error::Io(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "the client closed the connection before the end of its request",
-                    )));
-                }
-                buf.extend_from_slice(&chunk[..n]);
-            }
-        })
-        .await;
-        match parsed {
-            Ok(Ok((request, head_len))) => {
-                buf.drain(..head_len);
-                let upgrade = UpgradeRequest {
-                    io: self.io,
-                    peer: self.peer,
-                    request,
-                    leftover: buf,
-                    config: self.config,
-                    deadline: self.deadline,
-                    permit: self.permit,
-                };
-                let over = upgrade.permit.as_ref().is_some_and(|p| p.active() > upgrade.config.max_connections);
-                if over {
-                    tracing::warn!(peer = %upgrade.peer, "refused: {} connections is the limit", upgrade.config.max_connections);
-                    let _ = upgrade.refuse(503, "the server is at its connection limit; try again later\n").await;
-                    return Err(Error::Refused(503, "connection limit reached".into()));
-                }
-                Ok(upgrade)
-            }
-            Ok(Err(Error::Handshake(e))) => {
-                tracing::debug!(peer = %self.peer, error = %e, "bad HTTP request");
-                let body = format!("{e}\n");
-                let resp = http_response(
-                    e.status(),
-                    &[("Content-Type".into(), "text/plain; charset=utf-8".into())],
-                    body.as_bytes(),
-                );
-                let _ = timeout_at(self.deadline, self.io.write_all(&resp)).await;
-                Err(Error::Handshake(e))
-            }
-            Ok(Err(e)) => Err(e),
-            Err(_) => {
-                tracing::debug!(peer = %self.peer, "handshake timed out");
-                Err(Error::Timeout("reading the opening handshake request"))
-            }
+            };
+            let _ = answer(&mut self.io, self.deadline, &resp).await;
+            Err(error)
         }
     }
+}
+
+/// Reads a request head: the parsed request and the bytes read past it.
+async fn read_head<S: AsyncRead + Unpin>(io: &mut S, limits: &Limits) -> Result<(Request, Vec<u8>)> {
+    let mut buf = Vec::with_capacity(1024);
+    loop {
+        match Request::parse(&buf, limits) {
+            Ok(Some((request, head_len))) => {
+                buf.drain(..head_len);
+                return Ok((request, buf));
+            }
+            Ok(None) => {}
+            Err(e) => return Err(Error::Handshake(e)),
+        }
+        // Straight into `buf`: a stack array here would be held in every connection's task.
+        buf.reserve(2048);
+        if io.read_buf(&mut buf).await? == 0 {
+            return Err(Error::Io(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the client closed the connection before the end of its request",
+            )));
+        }
+    }
+}
+
+/// A plain-text HTTP response.
+fn plain_response(status: u16, body: &str, extra: &[(String, String)]) -> Vec<u8> {
+    let mut headers = vec![("Content-Type".to_owned(), "text/plain; charset=utf-8".to_owned())];
+    headers.extend_from_slice(extra);
+    http_response(status, &headers, body.as_bytes())
+}
+
+/// Writes an HTTP answer within the deadline and closes our side of the connection.
+async fn answer<S: AsyncWrite + Unpin>(io: &mut S, deadline: Instant, resp: &[u8]) -> Result<()> {
+    match timeout_at(deadline, async {
+        io.write_all(resp).await?;
+        io.shutdown().await
+    })
+    .await
+    {
+        Ok(r) => Ok(r?),
+        Err(_) => Err(Error::Timeout("writing the HTTP response")),
+    }
+}
+
+/// What [`UpgradeRequest::accept_with`] decided before writing anything.
+enum Decision {
+    /// Answer as plain HTTP with `resp` (nothing if empty), then fail with `error`, or with the
+    /// write's own error first if `propagate_write_error`.
+    Refuse { resp: Vec<u8>, error: Error, propagate_write_error: bool },
+    /// Write the 101 response `resp` and open the connection.
+    Upgrade { resp: Vec<u8>, config: Arc<Config>, deflate: Option<DeflateParams>, protocol: Option<String> },
 }
 
 /// How to accept an upgrade: the subprotocol and extra response headers.
@@ -352,21 +385,6 @@ pub struct UpgradeRequest<S> {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> UpgradeRequest<S> {
-    /// Answers with a plain-text refusal, keeping the request for the caller's error.
-    async fn refuse(mut self, status: u16, body: &str) -> Result<()> {
-        let headers = [("Content-Type".to_owned(), "text/plain; charset=utf-8".to_owned())];
-        let resp = http_response(status, &headers, body.as_bytes());
-        match timeout_at(self.deadline, async {
-            self.io.write_all(&resp).await?;
-            self.io.shutdown().await
-        })
-        .await
-        {
-            Ok(r) => Ok(r?),
-            Err(_) => Err(Error::Timeout("writing the HTTP response")),
-        }
-    }
-
     /// The request: method, path and query, headers, origin, offered subprotocols.
     pub fn request(&self) -> &Request {
         &self.request
@@ -384,41 +402,96 @@ impl<S: AsyncRead + AsyncWrite + Unpin> UpgradeRequest<S> {
     }
 
     /// Accepts with no subprotocol.
-    pub async fn accept(self) -> Result<WebSocket<S>> {
-        self.accept_with(Accept::new()).await
+    pub fn accept(self) -> impl Future<Output = Result<WebSocket<S>>> {
+        self.accept_with(Accept::new())
     }
 
     /// Accepts with the given subprotocol and headers, after checking the request against
     /// RFC 6455 §4.2.1. A request that fails the checks is answered with the status its error
     /// names (400, or 426 with `Sec-WebSocket-Version: 13`), and the error returned.
-    pub async fn accept_with(mut self, accept: Accept) -> Result<WebSocket<S>> {
-        if let Some(origin) = self.request.origin().map(str::to_owned) {
-            if !self.config.allowed_origins.is_empty() && !origin::is_allowed(&self.config.allowed_origins, &origin) {
+    pub fn accept_with(self, accept: Accept) -> impl Future<Output = Result<WebSocket<S>>> {
+        // Decided before the future is made, so that it holds only the decision while the
+        // response is written: a future is as large as its largest await point (and keeps its
+        // arguments in every state), and this one lives in every connection's task.
+        let decision = self.decide(accept);
+        self.finish(decision)
+    }
+
+    #[allow(clippy::manual_async_fn, reason = "an async fn would hold a second copy of its arguments")]
+    fn finish(mut self, decision: Decision) -> impl Future<Output = Result<WebSocket<S>>> {
+        // An async block works on what it captures in place (an async fn copies its arguments
+        // into its body's state too).
+        async move {
+            match decision {
+                Decision::Refuse { resp, error, propagate_write_error } => {
+                    let written = answer(&mut self.io, self.deadline, &resp).await;
+                    if propagate_write_error {
+                        written?;
+                    }
+                    Err(error)
+                }
+                Decision::Upgrade { resp, config, deflate, protocol } => {
+                    match timeout_at(self.deadline, self.io.write_all(&resp)).await {
+                        Ok(r) => r?,
+                        Err(_) => return Err(Error::Timeout("writing the handshake response")),
+                    }
+                    drop(resp);
+                    let mut ws =
+                        WebSocket::from_upgraded_with_deflate(self.io, Role::Server, config, deflate, &self.leftover)
+                            .with_protocol(protocol);
+                    if let Some(mut permit) = self.permit.take() {
+                        permit.attach(ws.sender());
+                        ws.set_permit(permit);
+                    }
+                    Ok(ws)
+                }
+            }
+        }
+    }
+
+    /// Checks the request (origin, shutdown, RFC 6455 §4.2.1, subprotocol), negotiates
+    /// permessage-deflate and builds the response.
+    fn decide(&self, accept: Accept) -> Decision {
+        if let Some(origin) = self.request.origin() {
+            if !self.config.allowed_origins.is_empty() && !origin::is_allowed(&self.config.allowed_origins, origin) {
                 tracing::info!(peer = %self.peer, %origin, "refused: origin not allowed");
-                self.refuse(403, "this origin may not open a WebSocket here\n").await?;
-                return Err(Error::Refused(403, format!("origin {origin} is not allowed")));
+                return Decision::Refuse {
+                    resp: plain_response(403, "this origin may not open a WebSocket here\n", &[]),
+                    error: Error::Refused(403, format!("origin {origin} is not allowed")),
+                    propagate_write_error: true,
+                };
             }
         }
         if self.permit.as_ref().is_some_and(|p| p.is_shutting_down()) {
-            self.refuse(503, "the server is shutting down\n").await?;
-            return Err(Error::Refused(503, "the server is shutting down".into()));
+            return Decision::Refuse {
+                resp: plain_response(503, "the server is shutting down\n", &[]),
+                error: Error::Refused(503, "the server is shutting down".into()),
+                propagate_write_error: true,
+            };
         }
         let key = match self.request.validate() {
             Ok(k) => k.to_owned(),
             Err(e) => {
-                let mut headers = vec![("Content-Type".to_owned(), "text/plain; charset=utf-8".to_owned())];
+                let mut extra = Vec::new();
                 if e.status() == 426 {
-                    headers.push(("Sec-WebSocket-Version".into(), "13".into()));
-                    headers.push(("Upgrade".into(), "websocket".into()));
+                    extra.push(("Sec-WebSocket-Version".into(), "13".into()));
+                    extra.push(("Upgrade".into(), "websocket".into()));
                 }
-                let resp = http_response(e.status(), &headers, format!("{e}\n").as_bytes());
-                let _ = timeout_at(self.deadline, self.io.write_all(&resp)).await;
-                return Err(Error::Handshake(e));
+                return Decision::Refuse {
+                    resp: plain_response(e.status(), &format!("{e}\n"), &extra),
+                    error: Error::Handshake(e),
+                    propagate_write_error: false,
+                };
             }
         };
         if let Some(p) = &accept.protocol {
             if !self.request.protocols().contains(&p.as_str()) {
-                return Err(Error::Handshake(HandshakeError::UnofferedProtocol(p.clone())));
+                // Our mistake, not the client's: nothing is written, the connection is dropped.
+                return Decision::Refuse {
+                    resp: Vec::new(),
+                    error: Error::Handshake(HandshakeError::UnofferedProtocol(p.clone())),
+                    propagate_write_error: false,
+                };
             }
         }
         let config = accept.config.map(Arc::new).unwrap_or_else(|| self.config.clone());
@@ -429,17 +502,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> UpgradeRequest<S> {
         };
         let resp =
             self.request.accept_response(&key, accept.protocol.as_deref(), extensions.as_deref(), &accept.headers);
-        match timeout_at(self.deadline, self.io.write_all(&resp)).await {
-            Ok(r) => r?,
-            Err(_) => return Err(Error::Timeout("writing the handshake response")),
-        }
-        let mut ws = WebSocket::from_upgraded_with_deflate(self.io, Role::Server, config, deflate, &self.leftover)
-            .with_protocol(accept.protocol);
-        if let Some(mut permit) = self.permit.take() {
-            permit.attach(ws.sender());
-            ws.set_permit(permit);
-        }
-        Ok(ws)
+        Decision::Upgrade { resp, config, deflate, protocol: accept.protocol }
     }
 
     /// Refuses the upgrade with an HTTP status and a plain-text body (403 for a foreign origin,
@@ -452,15 +515,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> UpgradeRequest<S> {
     /// Answers as plain HTTP (a page, a health check) and closes the connection.
     pub async fn respond(mut self, status: u16, headers: &[(String, String)], body: &[u8]) -> Result<()> {
         let resp = http_response(status, headers, body);
-        match timeout_at(self.deadline, async {
-            self.io.write_all(&resp).await?;
-            self.io.shutdown().await
-        })
-        .await
-        {
-            Ok(r) => Ok(r?),
-            Err(_) => Err(Error::Timeout("writing the HTTP response")),
-        }
+        answer(&mut self.io, self.deadline, &resp).await
     }
 
     /// Gives up the transport, with the bytes read past the request head, to handle the request
