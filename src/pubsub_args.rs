@@ -8,7 +8,8 @@ use duplex_pubsub::{PubSub, SlowSubscriber};
 pub struct PubSubOptions {
     /// Share topics with every node using the same Redis server, through Redis pub/sub
     /// (`redis://127.0.0.1:6379`, `redis://:password@host:6379/0`). The node starts without
-    /// waiting for Redis and keeps serving its own clients while Redis is away.
+    /// waiting for Redis and keeps serving its own clients while Redis is away. With `serve`, the
+    /// chat demo's rooms are shared too, and their history is kept in Redis.
     #[arg(long, value_name = "URL")]
     pub redis: Option<String>,
     /// What to do with a subscriber whose connection has more than the write buffer limit (1 MiB)

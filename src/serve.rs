@@ -3,7 +3,8 @@
 //! closes. Lines typed on stdin are sent to the connections (see [`crate::console`]).
 //! WebSockets to `/pubsub` get the JSON pub/sub endpoint instead ([`crate::apps::pubsub`]).
 //! The pub/sub demos have their pages at `/chat`, `/feed`, `/multiplayer` and `/progress`, and their
-//! WebSockets at `<page>/ws` ([`crate::apps::demos`]).
+//! WebSockets at `<page>/ws` ([`crate::apps::demos`]); with `--redis`, the chat's rooms (messages,
+//! notices and history) are shared with every node using the same Redis server.
 
 use std::time::Duration;
 
@@ -47,7 +48,13 @@ pub async fn run(args: Args) -> u8 {
             return exit::FAILURE;
         }
     };
-    let demos = crate::apps::demos::Demos::start();
+    let demos = match crate::apps::demos::Demos::start(args.pubsub.redis.as_deref()) {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::error!("{e}");
+            return exit::FAILURE;
+        }
+    };
     let connections = Connections::new();
     tokio::spawn(crate::console::run(connections.clone()));
     crate::signals::shutdown_on_signals(server.shutdown_handle());

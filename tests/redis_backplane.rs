@@ -1,85 +1,22 @@
 //! Scale-out through a real `redis-server`: `/pubsub` topics and relay rooms shared by two
 //! nodes, exactly once, and through a Redis restart.
 //!
-//! Each test starts its own `redis-server` on a free loopback port, without persistence. Without
-//! `redis-server` (Debian package `redis-server`) the tests print `SKIP` and pass, except with
-//! `CI=true`, where they fail.
+//! Each test starts its own `redis-server` on a free loopback port, without persistence
+//! (`tests/support/redis.rs`). Without `redis-server` (Debian package `redis-server`) the tests
+//! print `SKIP` and pass, except with `CI=true`, where they fail.
 
 mod support;
 
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use duplex::{ClientStream, Message, WebSocket};
 use serde_json::{json, Value};
+use support::redis::Redis;
 use support::{Duplex, Input};
 
 const WAIT: Duration = Duration::from_secs(15);
 
 type Ws = WebSocket<ClientStream>;
-
-/// A `redis-server` of our own; killed when dropped.
-struct Redis {
-    child: Option<Child>,
-    port: u16,
-}
-
-impl Redis {
-    /// Starts one on a free port, or says why not: `None` (after printing `SKIP`) when
-    /// `redis-server` is not installed, unless `CI=true`.
-    fn start(test: &str) -> Option<Redis> {
-        let found = Command::new("redis-server").arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status();
-        if found.is_err() {
-            let ci = std::env::var("CI").is_ok_and(|v| v == "true");
-            assert!(!ci, "redis-server is not installed (CI=true): apt-get install redis-server");
-            println!("SKIP {test}: redis-server is not installed (apt-get install redis-server)");
-            return None;
-        }
-        let mut redis = Redis { child: None, port: support::free_port() };
-        redis.spawn();
-        Some(redis)
-    }
-
-    fn spawn(&mut self) {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server starts");
-        self.child = Some(child);
-        let deadline = Instant::now() + WAIT;
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not listen on {}", self.port);
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    /// Kills it and starts it again on the same port (empty: no persistence).
-    fn restart_after(&mut self, pause: Duration) {
-        self.kill();
-        std::thread::sleep(pause);
-        self.spawn();
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
 
 fn serve_node(redis: &Redis) -> Duplex {
     let url = redis.url();

@@ -57,8 +57,10 @@ pub fn socket(path: &str) -> Option<Demo> {
     Demo::ALL.into_iter().find(|d| d.path() == path)
 }
 
-/// The four demos' shared state and background tasks, on topics of their own (in memory, per
-/// process: `--redis` is for `/pubsub`, not for them).
+/// The four demos' shared state and background tasks, on topics of their own. The feed, the
+/// world and the jobs are in memory, per process (a sampler or a world on every node would be
+/// heard twice); with `--redis`, the chat's rooms are shared by every node: its topics go
+/// through the Redis backplane and its history is kept in Redis (docs/demos.md).
 #[derive(Clone)]
 pub struct Demos {
     chat: chat::Chat,
@@ -68,16 +70,30 @@ pub struct Demos {
 }
 
 impl Demos {
-    /// Starts the demos (the feed's sampler and the world's loop wait until someone watches).
-    /// Must run inside the runtime.
-    pub fn start() -> Demos {
-        let pubsub = PubSub::builder().namespace(duplex_apps::NAMESPACE).build().expect("a valid namespace");
-        Demos {
-            chat: chat::Chat::new(pubsub.clone()),
+    /// Starts the demos (the feed's sampler and the world's loop wait until someone watches),
+    /// the chat through the Redis server at `redis` if there is one. Must run inside the runtime.
+    /// The error says what to fix.
+    pub fn start(redis: Option<&str>) -> Result<Demos, String> {
+        let builder = || PubSub::builder().namespace(duplex_apps::NAMESPACE);
+        let pubsub = builder().build().map_err(|e| e.to_string())?;
+        let chat = match redis {
+            None => chat::Chat::new(pubsub.clone()),
+            #[cfg(feature = "redis")]
+            Some(url) => {
+                let shared = builder().redis(url).build().map_err(|e| format!("--redis: {e}"))?;
+                let rooms = chat::Chat::with_redis_history(shared, url).map_err(|e| format!("--redis: {e}"))?;
+                tracing::info!("chat: rooms shared through Redis, history in {}", chat::redis_key("<room>"));
+                rooms
+            }
+            #[cfg(not(feature = "redis"))]
+            Some(_) => return Err("--redis: this duplex was built without the `redis` feature".to_owned()),
+        };
+        Ok(Demos {
+            chat,
             feed: feed::Feed::start(pubsub.clone()),
             world: multiplayer::World::start(pubsub.clone()),
             jobs: progress::Jobs::new(pubsub, progress::JobSpec::simulated()),
-        }
+        })
     }
 
     /// Serves connection `id` with `demo` until it closes, then logs how it closed.

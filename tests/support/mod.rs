@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod procs;
+pub mod redis;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -169,7 +170,8 @@ impl Drop for Duplex {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Outside peers, and the skip rule of the tests that need them (tests/interop.rs, tests/demos.rs)
+// Outside peers, and the skip rule of the tests that need them (tests/interop.rs, tests/demos.rs,
+// tests/relay_browser.rs, tests/support/redis.rs)
 
 /// The repository's root.
 pub fn repo_root() -> &'static std::path::Path {
@@ -200,6 +202,8 @@ pub enum Need {
     NodePeers,
     /// Debian's Chromium at /usr/bin/chromium (or $CHROMIUM).
     Chromium,
+    /// `redis-server` on PATH (Debian package `redis-server`), for [`redis::Redis`].
+    RedisServer,
 }
 
 impl Need {
@@ -209,6 +213,7 @@ impl Need {
         static PY: OnceLock<Option<String>> = OnceLock::new();
         static NODE: OnceLock<Option<String>> = OnceLock::new();
         static CHROMIUM: OnceLock<Option<String>> = OnceLock::new();
+        static REDIS: OnceLock<Option<String>> = OnceLock::new();
         match self {
             Need::PythonWebsockets => PY
                 .get_or_init(|| {
@@ -243,6 +248,17 @@ impl Need {
                 .get_or_init(|| {
                     let path = chromium_path();
                     (!path.is_file()).then(|| format!("no {} (apt-get install chromium)", path.display()))
+                })
+                .clone(),
+            Need::RedisServer => REDIS
+                .get_or_init(|| {
+                    let found = Command::new("redis-server")
+                        .arg("--version")
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::null())
+                        .status()
+                        .is_ok_and(|s| s.success());
+                    (!found).then(|| "redis-server is not installed (apt-get install redis-server)".to_string())
                 })
                 .clone(),
         }

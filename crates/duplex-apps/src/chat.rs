@@ -12,7 +12,25 @@
 //! ← {"type":"error","message":"…"}
 //! ```
 //!
-//! Rooms and their history live in memory ([`Chat`]), not in Redis.
+//! # Where rooms live
+//!
+//! - **Messages and notices** go through the [`PubSub`] the [`Chat`] is given: one node's alone,
+//!   or, with a Redis backplane (`duplex_pubsub::Builder::redis`, what `duplex serve --redis`
+//!   gives the chat), every node's: a line said on node A reaches the room's members on node B
+//!   exactly once, and so do join and leave notices.
+//! - **History** (the last [`HISTORY`] lines of a room) is kept in memory by [`Chat::new`], per
+//!   node. `Chat::with_redis_history` (feature `redis`) also keeps it in Redis, one list per
+//!   room (`duplex:demos:chat.history.<room>`, forgotten a week after its last line; see
+//!   `chat/redis_history.rs`): whoever joins on any node gets the lines said on every node, also after
+//!   the node they were said on has restarted. If Redis cannot be reached, a join waits at most
+//!   one second, a warning is logged, and the history comes from this node's memory.
+//! - **Members** (the `members` of `joined`, `join` and `leave`) are **per node**: the members
+//!   connected to the node that sends the event. A `join` or `leave` notice from another node
+//!   carries that node's list.
+//!
+//! With Redis, a line said on another node at the very moment one joins (between its history
+//! being read and its node subscribing to the room) may be missing from what it receives live,
+//! or, rarely, arrive both in its history and live; on one node the order is exact.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -23,6 +41,11 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::util::{self, RateLimit};
+
+#[cfg(feature = "redis")]
+mod redis_history;
+#[cfg(feature = "redis")]
+pub use redis_history::{key as redis_key, EXPIRY as REDIS_EXPIRY};
 
 /// The page, embedded from `web/chat.html`.
 pub const PAGE: &str = include_str!("../../../web/chat.html");
@@ -49,6 +72,9 @@ pub fn topic(room: &str) -> String {
 pub struct Chat {
     pubsub: PubSub,
     rooms: Arc<Mutex<HashMap<String, Room>>>,
+    /// The history in Redis, besides the one in memory.
+    #[cfg(feature = "redis")]
+    redis: Option<Arc<redis_history::RedisHistory>>,
 }
 
 #[derive(Default)]
@@ -65,7 +91,7 @@ impl Room {
 }
 
 /// One message in a room's history.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Line {
     /// Who said it.
     pub nick: String,
@@ -85,7 +111,7 @@ enum Request {
 #[derive(Serialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 enum Event<'a> {
-    Joined { room: &'a str, nick: &'a str, members: Vec<String>, history: &'a VecDeque<Line> },
+    Joined { room: &'a str, nick: &'a str, members: Vec<String>, history: &'a [Line] },
     Message { room: &'a str, nick: &'a str, text: &'a str, ts: u64 },
     Join { room: &'a str, nick: &'a str, members: Vec<String> },
     Leave { room: &'a str, nick: &'a str, members: Vec<String> },
@@ -98,29 +124,68 @@ struct Seat {
 }
 
 impl Chat {
-    /// Rooms whose messages go through `pubsub`.
+    /// Rooms whose messages go through `pubsub`, with their history in memory.
     pub fn new(pubsub: PubSub) -> Chat {
-        Chat { pubsub, rooms: Arc::default() }
+        Chat {
+            pubsub,
+            rooms: Arc::default(),
+            #[cfg(feature = "redis")]
+            redis: None,
+        }
+    }
+
+    /// Rooms whose messages go through `pubsub` (give it the same Redis backplane), with their
+    /// history also in the Redis server at `url` (`redis://127.0.0.1:6379`), shared by every node
+    /// using it. Connects on first use; while Redis is away the history comes from memory. The
+    /// error says what is wrong with the URL.
+    #[cfg(feature = "redis")]
+    pub fn with_redis_history(pubsub: PubSub, url: &str) -> Result<Chat, String> {
+        let redis = redis_history::RedisHistory::new(url)?;
+        Ok(Chat { redis: Some(Arc::new(redis)), ..Chat::new(pubsub) })
     }
 
     fn rooms(&self) -> MutexGuard<'_, HashMap<String, Room>> {
         self.rooms.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The last messages of `room`, oldest first.
+    /// The last messages of `room` this node has in memory, oldest first.
     pub fn history(&self, room: &str) -> Vec<Line> {
         self.rooms().get(room).map(|r| r.history.iter().cloned().collect()).unwrap_or_default()
     }
 
-    /// The nicknames in `room`, in joining order.
+    /// The nicknames in `room` on this node, in joining order.
     pub fn members(&self, room: &str) -> Vec<String> {
         self.rooms().get(room).map(Room::nicks).unwrap_or_default()
     }
 
+    /// Moves `me` into `room` as `nick`, with the room's history from Redis if it is there.
+    ///
+    /// With Redis, the link to it is held from reading the history until `me` is subscribed,
+    /// and [`say`](Self::say) holds it from storing a line until it is published: on this node a
+    /// line is either in the history a newcomer gets or delivered to it live, never both or
+    /// neither.
+    async fn join(&self, me: &Subscriber, seat: &mut Option<Seat>, room: String, nick: String) {
+        #[cfg(feature = "redis")]
+        if let Some(redis) = &self.redis {
+            let mut link = redis.lock().await;
+            let stored = redis.recent(&mut link, &room).await;
+            return self.join_with(me, seat, room, nick, stored);
+        }
+        self.join_with(me, seat, room, nick, None);
+    }
+
     /// Moves `me` into `room` as `nick`: out of its current room first (a leave notice there),
-    /// then the room's history and members for it alone, its subscription, a join notice for the
-    /// others. All under the rooms' lock, so that nothing said meanwhile is missed or doubled.
-    fn join(&self, me: &Subscriber, seat: &mut Option<Seat>, room: String, nick: String) {
+    /// then the room's history (`stored`, or this node's) and members for it alone, its
+    /// subscription, a join notice for the others. All under the rooms' lock, so that nothing
+    /// said on this node meanwhile is missed or doubled.
+    fn join_with(
+        &self,
+        me: &Subscriber,
+        seat: &mut Option<Seat>,
+        room: String,
+        nick: String,
+        stored: Option<Vec<Line>>,
+    ) {
         let mut rooms = self.rooms();
         if let Some(old) = seat.take() {
             self.leave_locked(&mut rooms, me, &old);
@@ -133,9 +198,10 @@ impl Chat {
         let r = rooms.entry(room.clone()).or_default();
         r.members.push((me.id(), nick.clone()));
         let members = r.nicks();
+        let history = stored.unwrap_or_else(|| r.history.iter().cloned().collect());
         util::send(
             me.sender(),
-            &Event::Joined { room: &room, nick: &nick, members: members.clone(), history: &r.history },
+            &Event::Joined { room: &room, nick: &nick, members: members.clone(), history: &history },
         );
         let topic = topic(&room);
         if let Err(e) = me.subscribe(&topic) {
@@ -154,9 +220,20 @@ impl Chat {
         let _ = self.pubsub.publish(&topic, util::json(&event));
     }
 
-    /// Adds a message to the history of the seat's room and publishes it to the room.
-    fn say(&self, seat: &Seat, text: String) {
+    /// Adds a message to the history of the seat's room (in memory, and in Redis if it is
+    /// there) and publishes it to the room.
+    async fn say(&self, seat: &Seat, text: String) {
         let line = Line { nick: seat.nick.clone(), text, ts: util::now_ms() };
+        #[cfg(feature = "redis")]
+        if let Some(redis) = &self.redis {
+            let mut link = redis.lock().await;
+            redis.push(&mut link, &seat.room, &line).await;
+            return self.say_with(seat, line);
+        }
+        self.say_with(seat, line);
+    }
+
+    fn say_with(&self, seat: &Seat, line: Line) {
         let event = Event::Message { room: &seat.room, nick: &line.nick, text: &line.text, ts: line.ts };
         let text = util::json(&event);
         let mut rooms = self.rooms();
@@ -203,7 +280,7 @@ pub async fn handle<S: AsyncRead + AsyncWrite + Unpin>(ws: &mut WebSocket<S>, ch
                         util::send_error(me.sender(), &format!("a nickname is 1 to {MAX_NICK} characters"));
                         continue;
                     };
-                    chat.join(&me, &mut seat, room, nick);
+                    chat.join(&me, &mut seat, room, nick).await;
                 }
                 Ok(Request::Say { text }) => {
                     let Some(s) = &seat else {
@@ -218,7 +295,7 @@ pub async fn handle<S: AsyncRead + AsyncWrite + Unpin>(ws: &mut WebSocket<S>, ch
                         util::send_error(me.sender(), "slow down: at most 2 messages a second");
                         continue;
                     }
-                    chat.say(s, text);
+                    chat.say(s, text).await;
                 }
                 Err(e) => util::send_error(me.sender(), &format!("not a chat request: {e}")),
             }
@@ -231,4 +308,90 @@ pub async fn handle<S: AsyncRead + AsyncWrite + Unpin>(ws: &mut WebSocket<S>, ch
         chat.leave_locked(&mut rooms, &me, &old);
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use duplex::{Config, Message, Role};
+    use serde_json::{json, Value};
+    use tokio::io::DuplexStream;
+
+    use super::*;
+
+    type Ws = WebSocket<DuplexStream>;
+
+    /// A client of `chat`: the client end of an in-memory connection that `handle` serves.
+    fn client(chat: &Chat) -> Ws {
+        let (client, server) = tokio::io::duplex(64 * 1024);
+        let chat = chat.clone();
+        tokio::spawn(async move {
+            let mut ws = WebSocket::from_upgraded(server, Role::Server, Config::default(), &[]);
+            let _ = handle(&mut ws, &chat).await;
+        });
+        WebSocket::from_upgraded(client, Role::Client, Config::default(), &[])
+    }
+
+    async fn next(ws: &mut Ws) -> Value {
+        match tokio::time::timeout(Duration::from_secs(10), ws.recv()).await {
+            Ok(Some(Ok(Message::Text(t)))) => serde_json::from_str(&t).expect("JSON"),
+            other => panic!("expected an event, got {other:?}"),
+        }
+    }
+
+    async fn send(ws: &mut Ws, v: Value) {
+        ws.send(v.to_string()).await.unwrap();
+    }
+
+    fn texts(joined: &Value) -> Vec<&str> {
+        joined["history"].as_array().unwrap().iter().map(|l| l["text"].as_str().unwrap()).collect()
+    }
+
+    /// ann says `n` lines in `room` (at most 10: the rate limit), each echoed back to her.
+    async fn ann_says(chat: &Chat, room: &str, lines: &[&str]) -> Ws {
+        let mut ann = client(chat);
+        send(&mut ann, json!({"type":"join","room":room,"nick":"ann"})).await;
+        assert_eq!(next(&mut ann).await["type"], "joined");
+        for text in lines {
+            send(&mut ann, json!({"type":"say","text":text})).await;
+            assert_eq!(next(&mut ann).await["text"], *text);
+        }
+        ann
+    }
+
+    #[tokio::test]
+    async fn history_keeps_the_last_lines_in_memory() {
+        let chat = Chat::new(PubSub::new());
+        let lines: Vec<String> = (0..HISTORY + 5).map(|n| format!("m{n}")).collect();
+        let mut talkers = Vec::new();
+        for chunk in lines.chunks(10) {
+            let chunk: Vec<&str> = chunk.iter().map(String::as_str).collect();
+            talkers.push(ann_says(&chat, "lobby", &chunk).await);
+        }
+        let kept: Vec<String> = chat.history("lobby").into_iter().map(|l| l.text).collect();
+        assert_eq!(kept, lines[5..], "the last {HISTORY}, oldest first");
+        let mut bob = client(&chat);
+        send(&mut bob, json!({"type":"join","room":"lobby","nick":"bob"})).await;
+        let joined = next(&mut bob).await;
+        assert_eq!(texts(&joined), lines[5..]);
+        let members = joined["members"].as_array().unwrap();
+        assert_eq!((members.len(), &members[talkers.len()]), (talkers.len() + 1, &json!("bob")), "in joining order");
+    }
+
+    /// Redis not there: joins and lines go on from memory, without waiting for long.
+    #[cfg(feature = "redis")]
+    #[tokio::test]
+    async fn without_redis_history_comes_from_memory() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).unwrap().port();
+        let chat = Chat::with_redis_history(PubSub::new(), &format!("redis://127.0.0.1:{port}")).unwrap();
+        let started = std::time::Instant::now();
+        let _ann = ann_says(&chat, "lobby", &["one", "two"]).await;
+        let mut bob = client(&chat);
+        send(&mut bob, json!({"type":"join","room":"lobby","nick":"bob"})).await;
+        let joined = next(&mut bob).await;
+        assert_eq!(texts(&joined), ["one", "two"]);
+        assert_eq!(joined["members"], json!(["ann", "bob"]));
+        assert!(started.elapsed() < redis_history::TIMEOUT * 2, "took {:?}", started.elapsed());
+    }
 }

@@ -8,7 +8,7 @@
 //!
 //! | demo | state | fan-out (duplex-pubsub topics) |
 //! | --- | --- | --- |
-//! | [`chat`] | rooms: members, the last 50 messages | `chat.room.<room>`: messages, join and leave notices |
+//! | [`chat`] | rooms: members, the last 50 messages (in Redis too with `--redis`) | `chat.room.<room>`: messages, join and leave notices |
 //! | [`feed`] | a simulated ticker (+ `/proc/loadavg`), sampled 4 times a second | `feed.ticks` |
 //! | [`multiplayer`] | a shared world the server owns and steps 30 times a second | `multiplayer.world`: snapshots |
 //! | [`progress`] | one job at a time, from a list fixed at start-up | `progress.jobs`: lines, progress, start and end |
@@ -19,8 +19,13 @@
 //! lock is held, before it subscribes, so it can neither miss nor see twice a message published
 //! meanwhile, and it arrives in order with the published ones (one queue per connection).
 //!
-//! The demos keep their state in memory, per process: they use a `PubSub` of their own without
-//! a Redis backplane (a ticker or a world per node would otherwise be heard twice).
+//! The feed, the world and the jobs keep their state in memory, per process: they use a `PubSub`
+//! of their own without a Redis backplane (a ticker or a world per node would otherwise be heard
+//! twice). The chat can span nodes: given a `PubSub` with the Redis backplane and
+//! `chat::Chat::with_redis_history` (feature `redis`; what `duplex serve --redis` does), its
+//! messages and notices cross nodes and its history is kept in Redis.
+//!
+//! Features: `redis` (off by default) adds `chat::Chat::with_redis_history`.
 //!
 //! Protocols: one JSON text message per event, `{"type": …, …}`; see each module and
 //! `docs/demos.md`.
