@@ -23,15 +23,8 @@
 
 const fs = require('node:fs');
 const path = require('node:path');
-const { chromium } = require('playwright-core');
+const { launch, CHROMIUM } = require('./browser');
 
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
-const ARGS = [
-  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync',
-  // Loopback only: never route through a proxy from the environment.
-  '--no-proxy-server',
-];
 const SENT_UI = 'hello from chromium';
 const SENT_CONSOLE = 'hello from the console';
 const SNIPPET = 'let ws = new WebSocket("ws://" + location.host); ws.onmessage = m => console.log(m.data);';
@@ -80,7 +73,7 @@ async function main() {
   const step = (name) => { report.step = name; };
 
   step('launch chromium');
-  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ARGS, timeout: left() });
+  browser = await launch({ timeout: left() });
   report.browserVersion = browser.version();
   const context = await browser.newContext({ viewport: { width: 1000, height: 700 } });
   page = await context.newPage();

@@ -11,16 +11,10 @@
 // `failed` naming the step), 2 on bad usage. Chromium is /usr/bin/chromium, or $CHROMIUM.
 'use strict';
 
-const { chromium } = require('playwright-core');
+const { launch } = require('./browser');
 
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
-const ARGS = [
-  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync',
-  '--no-proxy-server',
-  // The server's certificate is generated at start-up (--tls-self-signed): trust it.
-  '--ignore-certificate-errors',
-];
+// The server's certificate is generated at start-up (--tls-self-signed): trust it.
+const EXTRA_ARGS = ['--ignore-certificate-errors'];
 
 const argv = process.argv.slice(2);
 const positional = [];
@@ -49,7 +43,7 @@ async function main() {
   const step = (name) => { report.step = name; };
 
   step('launch chromium');
-  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ARGS, timeout: left() });
+  browser = await launch({ timeout: left(), extraArgs: EXTRA_ARGS });
   const context = await browser.newContext({ ignoreHTTPSErrors: true });
   const page = await context.newPage();
   page.on('pageerror', (e) => report.pageErrors.push(String(e)));

@@ -27,14 +27,8 @@
 
 const fs = require('node:fs');
 const path = require('node:path');
-const { chromium } = require('playwright-core');
+const { launch, CHROMIUM } = require('./browser');
 
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
-const ARGS = [
-  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync',
-  '--no-proxy-server',
-];
 const DEMOS = ['chat', 'feed', 'multiplayer', 'progress'];
 
 function usage() {
@@ -250,7 +244,7 @@ async function progress() {
 
 async function main() {
   step('launch chromium');
-  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ARGS, timeout: 30000 });
+  browser = await launch({ timeout: 30000 });
   report.browserVersion = browser.version();
   await { chat, feed, multiplayer, progress }[demo]();
   step('screenshot');
