@@ -83,6 +83,43 @@ enum Pending {
     Fail(ProtocolError),
 }
 
+/// The event queue. Its first entry is kept inline: the usual case, one event per read, never
+/// touches the allocator. Later entries go to a `VecDeque`, given back once drained so that an
+/// idle connection holds no heap (see `heap_size`).
+#[derive(Debug, Default)]
+struct Events {
+    /// The front of the queue; `None` only if `rest` is empty too.
+    first: Option<Pending>,
+    rest: VecDeque<Pending>,
+}
+
+impl Events {
+    fn push_back(&mut self, p: Pending) {
+        if self.first.is_none() {
+            self.first = Some(p);
+        } else {
+            self.rest.push_back(p);
+        }
+    }
+
+    fn pop_front(&mut self) -> Option<Pending> {
+        let p = self.first.take()?;
+        self.first = self.rest.pop_front();
+        if self.first.is_none() && self.rest.capacity() != 0 {
+            self.rest = VecDeque::new();
+        }
+        Some(p)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.first.is_none()
+    }
+
+    fn heap_capacity(&self) -> usize {
+        self.rest.capacity()
+    }
+}
+
 /// The frame being received.
 #[derive(Debug)]
 enum Decoder {
@@ -148,7 +185,7 @@ pub struct Connection {
     message: Option<Incoming>,
     /// A control frame's payload when it arrives in pieces.
     control: Vec<u8>,
-    events: VecDeque<Pending>,
+    events: Events,
     out: Outgoing,
     /// The close frame this end sent, if any.
     close_sent: Option<CloseFrame>,
@@ -221,7 +258,7 @@ impl Connection {
             decoder: Decoder::Header { buf: [0; MAX_HEADER_LEN], len: 0 },
             message: None,
             control: Vec::new(),
-            events: VecDeque::new(),
+            events: Events::default(),
             out: Outgoing::default(),
             close_sent: None,
             close_received: None,
@@ -293,7 +330,7 @@ impl Connection {
     pub fn heap_size(&self) -> usize {
         self.message.as_ref().map_or(0, |m| m.data.capacity())
             + self.control.capacity()
-            + self.events.capacity() * std::mem::size_of::<Pending>()
+            + self.events.heap_capacity() * std::mem::size_of::<Pending>()
             + self.out.len()
             + self.deflate.as_ref().map_or(0, |d| {
                 let c = if d.compressor.is_allocated() {
@@ -506,10 +543,8 @@ impl Connection {
             return self.compressed_payload(chunk, frame, mask_offset);
         }
         if self.config.streaming {
-            let mut piece = chunk.to_vec();
-            if let Some(key) = frame.mask {
-                mask::apply(&mut piece, key, mask_offset);
-            }
+            let mut piece = Vec::new();
+            mask::extend_unmasked(&mut piece, chunk, frame.mask, mask_offset);
             if m.kind == MessageKind::Text {
                 m.utf8.feed(&piece).map_err(|_| Violation::InvalidUtf8)?;
             }
@@ -530,10 +565,7 @@ impl Connection {
         // Grow by doubling, but never past the bytes the message's headers announced (at most
         // max_message_size): the buffer stays within the limit it enforces.
         grow_within(&mut m.data, chunk.len(), m.size as usize);
-        m.data.extend_from_slice(chunk);
-        if let Some(key) = frame.mask {
-            mask::apply(&mut m.data[start..], key, mask_offset);
-        }
+        mask::extend_unmasked(&mut m.data, chunk, frame.mask, mask_offset);
         if m.kind == MessageKind::Text {
             // Validate as the bytes stream in, so invalid text fails before the frame ends.
             m.utf8.feed(&m.data[start..]).map_err(|_| Violation::InvalidUtf8)?;
@@ -734,14 +766,7 @@ impl Connection {
     /// until more bytes are received.
     pub fn next_event(&mut self) -> Result<Option<Event>, ProtocolError> {
         match self.events.pop_front() {
-            None => {
-                // `VecDeque` keeps its capacity when emptied; give it back once the queue
-                // has been drained, so an idle connection holds no heap (see `heap_size`).
-                if self.events.capacity() != 0 {
-                    self.events = VecDeque::new();
-                }
-                Ok(None)
-            }
+            None => Ok(None),
             Some(Pending::Fail(e)) => {
                 if self.close_sent.is_none() {
                     let frame = CloseFrame::new(e.code(), e.reason());
@@ -750,7 +775,7 @@ impl Connection {
                 }
                 self.state = State::Closed;
                 self.failure = Some(e.clone());
-                self.events = VecDeque::new(); // `clear()` kept the capacity.
+                self.events = Events::default();
                 Err(e)
             }
             Some(Pending::Event(event)) => {

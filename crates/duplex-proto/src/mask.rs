@@ -62,17 +62,76 @@ fn apply_aligned(data: &mut [u8], key: [u8; 4]) {
     }
 }
 
+/// Copies are made this many bytes at a time, each piece masked while it is still in L1. It also
+/// keeps every `memcpy` under glibc's `rep movsb` threshold (4 KiB with AVX2): measured here,
+/// `rep movsb` from a receive buffer into a message ran at half the speed of the vector loop, and
+/// halved a 16 KiB echo's throughput.
+pub const COPY_PIECE: usize = 2048;
+
 /// Copies `src` into `dst` (which must be as long) while masking it: used to send a client frame
 /// without first copying and then masking in a second pass.
 pub fn copy_masked(dst: &mut [u8], src: &[u8], key: [u8; 4]) {
     debug_assert_eq!(dst.len(), src.len());
-    dst.copy_from_slice(src);
-    apply_aligned(dst, key);
+    for (d, s) in dst.chunks_mut(COPY_PIECE).zip(src.chunks(COPY_PIECE)) {
+        d.copy_from_slice(s);
+        // COPY_PIECE is a multiple of 4: every piece starts at key offset 0.
+        apply_aligned(d, key);
+    }
+}
+
+/// Appends `src` to `dst`, unmasked with `key` from `offset` bytes into the key stream if there
+/// is a key; returns the offset for the next piece (as [`apply`]). One pass, piece by piece (see
+/// [`COPY_PIECE`]), instead of a copy and then a second pass over memory to unmask.
+pub fn extend_unmasked(dst: &mut Vec<u8>, src: &[u8], key: Option<[u8; 4]>, offset: usize) -> usize {
+    dst.reserve(src.len());
+    let Some(key) = key else {
+        for piece in src.chunks(COPY_PIECE) {
+            dst.extend_from_slice(piece);
+        }
+        return offset;
+    };
+    let key = rotate(key, offset & 3);
+    for piece in src.chunks(COPY_PIECE) {
+        let start = dst.len();
+        dst.extend_from_slice(piece);
+        apply_aligned(&mut dst[start..], key);
+    }
+    (offset + src.len()) & 3
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn extend_unmasked_matches_copy_then_apply_at_every_offset_and_length() {
+        let key = [0x12, 0x34, 0x56, 0x78];
+        let src: Vec<u8> = (0..3 * COPY_PIECE as u32 + 7).map(|i| (i * 7) as u8).collect();
+        for offset in 0..4 {
+            for len in [0, 1, 3, 4, 31, 32, 33, COPY_PIECE - 1, COPY_PIECE, COPY_PIECE + 5, src.len()] {
+                let mut want = b"prefix".to_vec();
+                want.extend_from_slice(&src[..len]);
+                let next = apply(&mut want[6..], key, offset);
+                let mut got = b"prefix".to_vec();
+                assert_eq!(extend_unmasked(&mut got, &src[..len], Some(key), offset), next);
+                assert_eq!(got, want, "offset {offset}, len {len}");
+                let mut plain = Vec::new();
+                assert_eq!(extend_unmasked(&mut plain, &src[..len], None, offset), offset);
+                assert_eq!(plain, &src[..len]);
+            }
+        }
+    }
+
+    #[test]
+    fn copy_masked_matches_apply_across_pieces() {
+        let key = [9, 8, 7, 6];
+        let src: Vec<u8> = (0..2 * COPY_PIECE as u32 + 3).map(|i| i as u8).collect();
+        let mut dst = vec![0; src.len()];
+        copy_masked(&mut dst, &src, key);
+        let mut want = src.clone();
+        apply(&mut want, key, 0);
+        assert_eq!(dst, want);
+    }
 
     fn naive(data: &mut [u8], key: [u8; 4], offset: usize) {
         for (i, b) in data.iter_mut().enumerate() {

@@ -6,10 +6,41 @@
 //! [`Buf::chunks_vectored`] to `writev` and then [`Buf::advance`] by what was written. When it has
 //! been drained it owns no memory at all: an idle connection holds no write buffer.
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::io::IoSlice;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
+
+thread_local! {
+    /// Drained tails of this thread's queues, for the next one that writes. A queue gives its
+    /// buffer back as soon as everything is written (an idle connection holds none) and the next
+    /// write on this thread takes it from here instead of the allocator: a server answering one
+    /// small message at a time costs no `malloc`/`free` pair per message for its writes.
+    static SPARE: RefCell<Vec<BytesMut>> = const { RefCell::new(Vec::new()) };
+}
+
+/// At most this many spare buffers per thread...
+const SPARE_COUNT: usize = 64;
+/// ...of at most this capacity each (larger ones go back to the allocator): 256 KiB per thread.
+const SPARE_CAPACITY: usize = 4096;
+
+fn take_spare() -> BytesMut {
+    SPARE.try_with(|s| s.borrow_mut().pop()).ok().flatten().unwrap_or_default()
+}
+
+fn give_back(mut buf: BytesMut) {
+    if buf.capacity() == 0 || buf.capacity() > SPARE_CAPACITY {
+        return;
+    }
+    buf.clear();
+    let _ = SPARE.try_with(|s| {
+        let mut s = s.borrow_mut();
+        if s.len() < SPARE_COUNT {
+            s.push(buf);
+        }
+    });
+}
 
 /// The queue of bytes to write. See the [module docs](self).
 #[derive(Debug, Default)]
@@ -37,17 +68,27 @@ impl Outgoing {
 
     /// Makes room for `additional` more bytes in the contiguous tail.
     pub fn reserve(&mut self, additional: usize) {
+        self.tail_with_room();
         self.tail.reserve(additional);
+    }
+
+    /// A tail to write into: a spare buffer of this thread's if the queue holds none.
+    fn tail_with_room(&mut self) {
+        if self.tail.capacity() == 0 {
+            self.tail = take_spare();
+        }
     }
 
     /// Appends bytes by copying them into the contiguous tail.
     pub fn copy_from(&mut self, data: &[u8]) {
+        self.tail_with_room();
         self.tail.extend_from_slice(data);
         self.len += data.len();
     }
 
     /// Appends `len` bytes written by `fill` into the tail (used to mask while copying).
     pub fn fill_with(&mut self, len: usize, fill: impl FnOnce(&mut [u8])) {
+        self.tail_with_room();
         let start = self.tail.len();
         self.tail.reserve(len);
         // Zero-fill, then let `fill` overwrite: no unsafe, and the zeroing is cheap next to the copy.
@@ -128,7 +169,7 @@ impl Buf for Outgoing {
         }
         if self.len == 0 {
             // Drained: give the memory back so an idle connection holds none.
-            self.tail = BytesMut::new();
+            give_back(std::mem::take(&mut self.tail));
             self.tail_read = 0;
             self.segments = VecDeque::new();
         }

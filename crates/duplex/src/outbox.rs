@@ -102,24 +102,24 @@ impl Shared {
     }
 
     /// Called by the socket's task: registers for wake-ups and takes everything queued.
-    pub(crate) fn take(&self, waker: &Waker) -> VecDeque<Command> {
+    pub(crate) fn take(&self, waker: &Waker) -> Option<VecDeque<Command>> {
         self.waker.register(waker);
         // The common case, nothing queued, without taking the lock. A push after this check
         // wakes the waker registered above, so nothing is missed.
         if self.pending.load(Ordering::Acquire) == 0 {
-            return VecDeque::new();
+            return None;
         }
         let mut queue = self.lock();
         self.pending.store(0, Ordering::Release);
         if queue.is_empty() {
-            return VecDeque::new();
+            return None;
         }
         // The bytes move from this queue to the socket's in one step under the lock, so a sender
         // never sees them in neither place (the socket stores the exact figure once it has
         // encoded them).
         let moved = self.queued_bytes.swap(0, Ordering::AcqRel);
         self.socket_buffered.fetch_add(moved, Ordering::AcqRel);
-        std::mem::take(&mut *queue)
+        Some(std::mem::take(&mut *queue))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Command>> {
@@ -336,7 +336,7 @@ mod tests {
         }
         assert!(matches!(sender.send(msg.as_str()), Err(SendError::Full { buffered: 1000, limit: 1000 })));
         // The socket takes the queue: until it reports its own figure, the bytes count as its.
-        let taken = shared.take(&noop_waker());
+        let taken = shared.take(&noop_waker()).unwrap();
         assert_eq!(taken.len(), 10);
         assert_eq!(sender.buffered_amount(), 1000);
         assert!(sender.send(msg.as_str()).is_err());

@@ -229,7 +229,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// Moves what senders queued into the protocol's outgoing queue.
     fn drain_outbox(&mut self, cx: &Context<'_>) {
         let Some(shared) = &self.outbox else { return };
-        let commands = shared.take(cx.waker());
+        let Some(commands) = shared.take(cx.waker()) else { return };
         for cmd in commands {
             let result = match cmd {
                 Command::Message(m) => {
@@ -589,9 +589,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     fn poll_write_all(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let out = self.conn.outgoing();
         while out.has_remaining() {
-            let mut slices = [IoSlice::new(&[]); 64];
-            let n = out.chunks_vectored(&mut slices);
-            let written = ready!(Pin::new(&mut self.io).poll_write_vectored(cx, &slices[..n]))?;
+            let chunk = out.chunk();
+            let written = if chunk.len() == out.remaining() {
+                // All of it in one piece (the usual case): no slice array to fill.
+                ready!(Pin::new(&mut self.io).poll_write(cx, chunk))?
+            } else {
+                let mut slices = [IoSlice::new(&[]); 64];
+                let n = out.chunks_vectored(&mut slices);
+                ready!(Pin::new(&mut self.io).poll_write_vectored(cx, &slices[..n]))?
+            };
             if written == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
