@@ -44,6 +44,10 @@ Logs go to stderr (filter with RUST_LOG, e.g. RUST_LOG=debug); data goes to stdo
 #[derive(Parser, Debug)]
 #[command(name = "duplex", version, about, after_help = AFTER_HELP)]
 struct Cli {
+    /// Worker threads of the runtime. Default: one per CPU this process may run on (so
+    /// `taskset -c 0 duplex ...` runs on one thread); with 1, every task runs on the main thread.
+    #[arg(long, global = true, value_name = "N", env = "DUPLEX_THREADS", value_parser = clap::value_parser!(u16).range(1..))]
+    threads: Option<u16>,
     #[command(subcommand)]
     command: Command,
 }
@@ -106,10 +110,24 @@ fn init_logging() {
         .init();
 }
 
+/// The tokio runtime: `threads` workers, or a single-threaded one when that is 1 (no work
+/// stealing, no wake-ups across threads: the cheapest on one core).
+fn runtime(threads: Option<u16>) -> std::io::Result<tokio::runtime::Runtime> {
+    let threads = match threads {
+        Some(n) => usize::from(n),
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
+    if threads == 1 {
+        tokio::runtime::Builder::new_current_thread().enable_all().build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build()
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match runtime(cli.threads) {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("duplex: cannot start the runtime: {e}");
@@ -133,6 +151,16 @@ fn main() -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_thread_is_a_current_thread_runtime() {
+        use tokio::runtime::RuntimeFlavor;
+        assert_eq!(runtime(Some(1)).unwrap().handle().runtime_flavor(), RuntimeFlavor::CurrentThread);
+        assert_eq!(runtime(Some(2)).unwrap().handle().runtime_flavor(), RuntimeFlavor::MultiThread);
+        assert!(Cli::try_parse_from(["duplex", "--threads", "0", "echo"]).is_err());
+        let cli = Cli::try_parse_from(["duplex", "echo", "--threads", "3"]).unwrap();
+        assert_eq!(cli.threads, Some(3));
+    }
 
     #[test]
     fn durations() {
