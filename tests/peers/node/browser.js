@@ -1,5 +1,6 @@
 // Launching Debian's Chromium for the browser peers (browser_serve.js, browser_wss.js, demos.js,
-// relay_browser.js): one place for the executable and the flags.
+// relay_browser.js): one place for the executable and the flags, and for the deadline and JSON
+// report every script ends with (`runReport`).
 //
 //     const { launch, CHROMIUM } = require('./browser');
 //     const browser = await launch({ timeout: 30000, extraArgs: ['--ignore-certificate-errors'] });
@@ -24,4 +25,30 @@ function launch({ timeout = 30000, extraArgs = [] } = {}) {
   return chromium.launch({ executablePath: CHROMIUM, headless: true, args: [...ARGS, ...extraArgs], timeout });
 }
 
-module.exports = { CHROMIUM, ARGS, launch };
+// Runs `main` under a deadline of `timeoutS` seconds, then prints `report` as JSON on stdout and
+// exits: status 0 if `main` resolved; 1 if it threw or ran out of time, with `report.failed`
+// saying at which `report.step`, after `onFailure()` (a screenshot, say) has had its try.
+// `browser()` gives the browser to close, if one was launched.
+function runReport(main, { report, timeoutS, browser = () => null, onFailure = async () => {} }) {
+  const finish = (code) => {
+    report.ok = code === 0;
+    process.stdout.write(JSON.stringify(report, null, 2) + '\n', () => process.exit(code));
+  };
+  const fail = async (why) => {
+    report.failed = `${report.step}: ${why}`;
+    try { await onFailure(); } catch (_) { /* the page may be gone */ }
+    const b = browser();
+    if (b) await b.close().catch(() => {});
+    finish(1);
+  };
+  const timer = setTimeout(() => fail(`not done within ${timeoutS} s`), timeoutS * 1000);
+  main().then(() => {
+    clearTimeout(timer);
+    finish(0);
+  }, (e) => {
+    clearTimeout(timer);
+    fail(e && e.message ? e.message.split('\n')[0] : String(e));
+  });
+}
+
+module.exports = { CHROMIUM, ARGS, launch, runReport };

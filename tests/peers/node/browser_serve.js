@@ -23,7 +23,7 @@
 
 const fs = require('node:fs');
 const path = require('node:path');
-const { launch, CHROMIUM } = require('./browser');
+const { launch, CHROMIUM, runReport } = require('./browser');
 
 const SENT_UI = 'hello from chromium';
 const SENT_CONSOLE = 'hello from the console';
@@ -58,11 +58,6 @@ const report = {
   consoleSocket: null,
   screenshot: null,
 };
-
-function finish(code) {
-  report.ok = code === 0;
-  process.stdout.write(JSON.stringify(report, null, 2) + '\n', () => process.exit(code));
-}
 
 let browser = null;
 let page = null;
@@ -185,27 +180,11 @@ async function main() {
   browser = null;
 }
 
-const timer = setTimeout(async () => {
-  report.failed = `${report.step}: not done within ${timeoutS} s`;
-  if (browser) await browser.close().catch(() => {});
-  finish(1);
-}, timeoutS * 1000);
-
-main().then(() => {
-  clearTimeout(timer);
-  finish(0);
-}, async (e) => {
-  clearTimeout(timer);
-  report.failed = `${report.step}: ${e && e.message ? e.message.split('\n')[0] : e}`;
-  if (page) {
+runReport(main, { report, timeoutS, browser: () => browser, onFailure: async () => {
     // What the page looked like when it failed.
-    try {
-      report.pageLog = await page.$$eval('#log div', (ds) => ds.map((d) => d.textContent));
-      fs.mkdirSync(path.dirname(path.resolve(screenshotPath)), { recursive: true });
-      await page.screenshot({ path: screenshotPath, fullPage: true, timeout: 5000 });
-      report.screenshot = path.resolve(screenshotPath);
-    } catch (_) { /* the page may be gone */ }
-  }
-  if (browser) await browser.close().catch(() => {});
-  finish(1);
-});
+    if (!page) return;
+    report.pageLog = await page.$$eval('#log div', (ds) => ds.map((d) => d.textContent));
+    fs.mkdirSync(path.dirname(path.resolve(screenshotPath)), { recursive: true });
+    await page.screenshot({ path: screenshotPath, fullPage: true, timeout: 5000 });
+    report.screenshot = path.resolve(screenshotPath);
+  } });

@@ -11,7 +11,7 @@
 // `failed` naming the step), 2 on bad usage. Chromium is /usr/bin/chromium, or $CHROMIUM.
 'use strict';
 
-const { launch } = require('./browser');
+const { launch, runReport } = require('./browser');
 
 // The server's certificate is generated at start-up (--tls-self-signed): trust it.
 const EXTRA_ARGS = ['--ignore-certificate-errors'];
@@ -31,11 +31,6 @@ const [baseUrl] = positional;
 
 const report = { ok: false, url: baseUrl, step: 'start', failed: null, socketUrl: null, extensions: null, pageLog: [], pageErrors: [] };
 let browser = null;
-
-function finish(code) {
-  report.ok = code === 0;
-  process.stdout.write(JSON.stringify(report, null, 2) + '\n', () => process.exit(code));
-}
 
 async function main() {
   const deadline = Date.now() + timeoutS * 1000;
@@ -73,18 +68,4 @@ async function main() {
   browser = null;
 }
 
-const timer = setTimeout(async () => {
-  report.failed = `${report.step}: not done within ${timeoutS} s`;
-  if (browser) await browser.close().catch(() => {});
-  finish(1);
-}, timeoutS * 1000);
-
-main().then(() => {
-  clearTimeout(timer);
-  finish(0);
-}, async (e) => {
-  clearTimeout(timer);
-  report.failed = `${report.step}: ${e && e.message ? e.message.split('\n')[0] : e}`;
-  if (browser) await browser.close().catch(() => {});
-  finish(1);
-});
+runReport(main, { report, timeoutS, browser: () => browser });

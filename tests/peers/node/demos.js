@@ -27,7 +27,7 @@
 
 const fs = require('node:fs');
 const path = require('node:path');
-const { launch, CHROMIUM } = require('./browser');
+const { launch, CHROMIUM, runReport } = require('./browser');
 
 const DEMOS = ['chat', 'feed', 'multiplayer', 'progress'];
 
@@ -49,11 +49,6 @@ const base = baseArg.replace(/\/+$/, '');
 
 const report = { ok: false, demo, url: `${base}/${demo}`, chromium: CHROMIUM, step: 'start', failed: null,
   seen: {}, console: [], pageErrors: [], failedRequests: [], screenshot: null };
-
-function finish(code) {
-  report.ok = code === 0;
-  process.stdout.write(JSON.stringify(report, null, 2) + '\n', () => process.exit(code));
-}
 
 let browser = null;
 let shotPage = null;
@@ -262,20 +257,4 @@ async function screenshot() {
   report.screenshot = path.resolve(screenshotPath);
 }
 
-const timer = setTimeout(async () => {
-  report.failed = `${report.step}: not done within ${timeoutS} s`;
-  try { await screenshot(); } catch (_) { /* the page may be gone */ }
-  if (browser) await browser.close().catch(() => {});
-  finish(1);
-}, timeoutS * 1000);
-
-main().then(() => {
-  clearTimeout(timer);
-  finish(0);
-}, async (e) => {
-  clearTimeout(timer);
-  report.failed = `${report.step}: ${e && e.message ? e.message.split('\n')[0] : e}`;
-  try { await screenshot(); } catch (_) { /* the page may be gone */ }
-  if (browser) await browser.close().catch(() => {});
-  finish(1);
-});
+runReport(main, { report, timeoutS, browser: () => browser, onFailure: screenshot });

@@ -35,7 +35,7 @@
 // names the step), 2 on bad usage. Chromium is /usr/bin/chromium, or $CHROMIUM (browser.js).
 'use strict';
 
-const { launch, CHROMIUM } = require('./browser');
+const { launch, CHROMIUM, runReport } = require('./browser');
 
 const MODES = ['echo', 'no-echo', 'redis'];
 const WAIT_MS = 10000;
@@ -61,11 +61,6 @@ const relay2 = (positional[3] || positional[2]).replace(/\/+$/, '');
 
 const report = { ok: false, mode, page: pageUrl, chromium: CHROMIUM, step: 'start', failed: null,
   steps: [], tabs: {}, console: [], pageErrors: [] };
-
-function finish(code) {
-  report.ok = code === 0;
-  process.stdout.write(JSON.stringify(report, null, 2) + '\n', () => process.exit(code));
-}
 
 let browser = null;
 const step = (name) => { report.step = name; report.steps.push(name); };
@@ -243,18 +238,4 @@ async function main() {
   browser = null;
 }
 
-const timer = setTimeout(async () => {
-  report.failed = `${report.step}: not done within ${timeoutS} s`;
-  if (browser) await browser.close().catch(() => {});
-  finish(1);
-}, timeoutS * 1000);
-
-main().then(() => {
-  clearTimeout(timer);
-  finish(0);
-}, async (e) => {
-  clearTimeout(timer);
-  report.failed = `${report.step}: ${e && e.message ? e.message.split('\n')[0] : e}`;
-  if (browser) await browser.close().catch(() => {});
-  finish(1);
-});
+runReport(main, { report, timeoutS, browser: () => browser });
