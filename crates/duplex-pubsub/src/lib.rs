@@ -85,3 +85,6 @@ pub use pubsub::{Builder, Delivery, PubSub, Stats, TopicInfo};
 pub use slow_subscriber::SlowSubscriber;
 pub use subscriber::Subscriber;
 pub use topic::Filter;
+
+#[cfg(feature = "redis")]
+pub use backplane::redact_url;

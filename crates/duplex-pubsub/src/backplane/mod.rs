@@ -97,7 +97,7 @@ struct Queue {
 
 impl Backplane {
     pub(crate) fn new(namespace: &str, options: RedisOptions) -> Result<Arc<Backplane>, Error> {
-        let url = redact(&options.url);
+        let url = redact_url(&options.url);
         let client =
             redis::Client::open(options.url.as_str()).map_err(|e| Error::Backplane(format!("Redis URL {url}: {e}")))?;
         if tokio::runtime::Handle::try_current().is_err() {
@@ -426,8 +426,9 @@ async fn wait_or_shutdown(d: Duration, shutdown: &mut watch::Receiver<bool>) -> 
     }
 }
 
-/// `url` without the password of its user info.
-fn redact(url: &str) -> String {
+/// A Redis URL fit for a log line: `url` without the password of its user info
+/// (`redis://user:secret@host` -> `redis://user:***@host`).
+pub fn redact_url(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
             let userinfo = &url[scheme + 3..at];
@@ -468,9 +469,9 @@ mod tests {
 
     #[test]
     fn passwords_stay_out_of_logs() {
-        assert_eq!(redact("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
-        assert_eq!(redact("redis://:secret@host:6379/0"), "redis://:***@host:6379/0");
-        assert_eq!(redact("redis://user:secret@host"), "redis://user:***@host");
+        assert_eq!(redact_url("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+        assert_eq!(redact_url("redis://:secret@host:6379/0"), "redis://:***@host:6379/0");
+        assert_eq!(redact_url("redis://user:secret@host"), "redis://user:***@host");
     }
 
     #[test]
