@@ -131,9 +131,10 @@ impl Connections {
         Registration { id, inner: self.inner.clone() }
     }
 
-    /// How many connections are live.
+    /// How many connections are live. A connection that has ended counts out at once, even while
+    /// its task still holds its [`Registration`] (logging how it closed, say).
     pub fn len(&self) -> usize {
-        lock(&self.inner).len()
+        lock(&self.inner).values().filter(|e| !e.sender.is_closed()).count()
     }
 
     /// Whether none is.
@@ -145,6 +146,7 @@ impl Connections {
     pub fn list(&self) -> Vec<ConnectionInfo> {
         lock(&self.inner)
             .iter()
+            .filter(|(_, e)| !e.sender.is_closed())
             .map(|(&id, e)| {
                 let (messages_in, messages_out) = e.sender.message_counts();
                 ConnectionInfo {
@@ -176,7 +178,8 @@ impl Connections {
     /// skipped (and counted out), never waited for.
     pub fn broadcast(&self, message: impl Into<Message>) -> usize {
         let frame = encode_server_frame(&message.into());
-        let senders: Vec<Sender> = lock(&self.inner).values().map(|e| e.sender.clone()).collect();
+        let senders: Vec<Sender> =
+            lock(&self.inner).values().filter(|e| !e.sender.is_closed()).map(|e| e.sender.clone()).collect();
         senders.iter().filter(|s| s.send_encoded(frame.clone()).is_ok()).count()
     }
 

@@ -1,0 +1,40 @@
+//! `Connections`: a connection that has ended is out of the set at once, even while its task
+//! still holds the `Registration`.
+
+use std::time::Duration;
+
+use duplex::{Connections, Server};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ended_connection_counts_out_before_its_registration_is_dropped() {
+    let server = Server::bind("127.0.0.1:0").await.unwrap();
+    let addr = server.local_addr().unwrap();
+    let connections = Connections::new();
+    let registry = connections.clone();
+    let (ended_tx, ended_rx) = tokio::sync::oneshot::channel();
+    let (release_tx, release_rx) = tokio::sync::oneshot::channel::<()>();
+    let handler = tokio::spawn(async move {
+        let incoming = server.accept().await.unwrap();
+        let mut ws = incoming.request().await.unwrap().accept().await.unwrap();
+        let registration = registry.register(&mut ws, addr, "/");
+        while let Some(Ok(_)) = ws.recv().await {}
+        // Ended, but the registration lives on until the task lets it go.
+        ended_tx.send(()).unwrap();
+        let _ = release_rx.await;
+        drop(registration);
+    });
+    let mut client = duplex::connect(&format!("ws://{addr}/")).await.unwrap();
+    while connections.is_empty() {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(connections.len(), 1);
+    assert_eq!(connections.broadcast("to everyone"), 1);
+    client.close(None).await.unwrap();
+    while client.recv().await.is_some() {}
+    ended_rx.await.unwrap();
+    assert_eq!(connections.len(), 0, "an ended connection still counted");
+    assert!(connections.list().is_empty());
+    assert_eq!(connections.broadcast("nobody"), 0);
+    release_tx.send(()).unwrap();
+    handler.await.unwrap();
+}
