@@ -35,7 +35,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         while let Some(msg) = ws.recv().await {
             match msg {
                 Ok(m) => {
-                    if ws.send(m).await.is_err() {
+                    // Replies to a burst leave in one write, after the last of them.
+                    let sent = match ws.feed(m).await {
+                        Ok(()) if !ws.has_pending_events() => ws.flush().await,
+                        other => other,
+                    };
+                    if sent.is_err() {
                         break;
                     }
                 }

@@ -39,7 +39,13 @@ pub async fn run(args: Args) -> u8 {
             while let Some(msg) = ws.recv().await {
                 match msg {
                     Ok(m) => {
-                        if let Err(e) = ws.send(m).await {
+                        // One write per read: replies to a burst of pipelined messages are
+                        // queued and leave together once the last of them is answered.
+                        let sent = match ws.feed(m).await {
+                            Ok(()) if !ws.has_pending_events() => ws.flush().await,
+                            other => other,
+                        };
+                        if let Err(e) = sent {
                             tracing::debug!(%peer, "send failed: {e}");
                             break;
                         }

@@ -6,10 +6,11 @@
 //! or message, so an idle connection holds no read buffer. Writes leave from the core's outgoing
 //! queue with vectored writes.
 //!
-//! Corking: a reply sent while messages from the same read are still waiting to be received is
-//! queued, not written; it leaves with the others when the last of them has been handled (at the
-//! latest at the next `recv`, `flush` or when the queue passes [`Config::write_buffer_limit`]).
-//! An echo loop thus writes once per read, not once per message.
+//! Writes: [`WebSocket::send`] returns once its message is written. To write once per read
+//! instead of once per message (an echo loop answering a burst of pipelined messages), queue the
+//! replies with [`WebSocket::feed`] and [`flush`](WebSocket::flush) when
+//! [`has_pending_events`](WebSocket::has_pending_events) is false, as `duplex echo` does; whatever
+//! is queued also leaves at the next `recv`.
 
 use std::cell::RefCell;
 use std::future::{poll_fn, Future};
@@ -280,8 +281,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         poll_fn(|cx| self.poll_event(cx)).await
     }
 
-    /// Sends a message: queues it and, unless received messages are still waiting (see corking in
-    /// the [module docs](self)), waits until it is written.
+    /// Sends a message: queues it and waits until it is written (with anything queued before).
     pub async fn send(&mut self, message: impl Into<Message>) -> Result<()> {
         self.conn.send(message.into())?;
         if let Some(o) = &self.outbox {
@@ -344,10 +344,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     }
 
     async fn after_queue(&mut self) -> Result<()> {
-        if !self.conn.has_events() || self.conn.buffered_amount() > self.config.write_buffer_limit {
-            self.flush().await?;
-        }
-        Ok(())
+        // Always written before returning: a reply held back for a `recv` that never comes (a
+        // client that sends here and then waits on another connection) would never leave.
+        self.flush().await
+    }
+
+    /// Whether messages (or other events) from the last read are parsed and waiting for
+    /// [`recv`](WebSocket::recv): while they are, replies [`feed`](WebSocket::feed) in can wait
+    /// and leave together with one [`flush`](WebSocket::flush).
+    pub fn has_pending_events(&self) -> bool {
+        self.conn.has_events()
     }
 
     fn arm_close_timer(&mut self) {
