@@ -1,6 +1,6 @@
 // Launching Debian's Chromium for the browser peers (browser_serve.js, browser_wss.js, demos.js,
-// relay_browser.js): one place for the executable and the flags, and for the deadline and JSON
-// report every script ends with (`runReport`).
+// relay_browser.js): one place for the executable and the flags, the command line (`parseArgs`),
+// and the deadline and JSON report every script ends with (`runReport`).
 //
 //     const { launch, CHROMIUM } = require('./browser');
 //     const browser = await launch({ timeout: 30000, extraArgs: ['--ignore-certificate-errors'] });
@@ -51,4 +51,15 @@ function runReport(main, { report, timeoutS, browser = () => null, onFailure = a
   });
 }
 
-module.exports = { CHROMIUM, ARGS, launch, runReport };
+// The scripts' command line: positional arguments, and `--timeout SECONDS` (default 60) anywhere.
+function parseArgs(argv = process.argv.slice(2)) {
+  const positional = [];
+  let timeoutS = 60;
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === '--timeout') timeoutS = Number(argv[++i]);
+    else positional.push(argv[i]);
+  }
+  return { positional, timeoutS };
+}
+
+module.exports = { CHROMIUM, ARGS, launch, runReport, parseArgs };

@@ -23,7 +23,7 @@
 
 const fs = require('node:fs');
 const path = require('node:path');
-const { launch, CHROMIUM, runReport } = require('./browser');
+const { launch, CHROMIUM, runReport, parseArgs } = require('./browser');
 
 const SENT_UI = 'hello from chromium';
 const SENT_CONSOLE = 'hello from the console';
@@ -34,13 +34,7 @@ function usage() {
   process.exit(2);
 }
 
-const argv = process.argv.slice(2);
-const positional = [];
-let timeoutS = 60;
-for (let i = 0; i < argv.length; i++) {
-  if (argv[i] === '--timeout') timeoutS = Number(argv[++i]);
-  else positional.push(argv[i]);
-}
+const { positional, timeoutS } = parseArgs();
 if (positional.length !== 2 || !(timeoutS > 0)) usage();
 const [baseUrl, screenshotPath] = positional;
 

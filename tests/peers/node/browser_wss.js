@@ -11,18 +11,12 @@
 // `failed` naming the step), 2 on bad usage. Chromium is /usr/bin/chromium, or $CHROMIUM.
 'use strict';
 
-const { launch, runReport } = require('./browser');
+const { launch, runReport, parseArgs } = require('./browser');
 
 // The server's certificate is generated at start-up (--tls-self-signed): trust it.
 const EXTRA_ARGS = ['--ignore-certificate-errors'];
 
-const argv = process.argv.slice(2);
-const positional = [];
-let timeoutS = 60;
-for (let i = 0; i < argv.length; i++) {
-  if (argv[i] === '--timeout') timeoutS = Number(argv[++i]);
-  else positional.push(argv[i]);
-}
+const { positional, timeoutS } = parseArgs();
 if (positional.length !== 1 || !(timeoutS > 0)) {
   console.error('usage: browser_wss.js BASE_URL [--timeout SECONDS]');
   process.exit(2);

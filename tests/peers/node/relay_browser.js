@@ -35,7 +35,7 @@
 // names the step), 2 on bad usage. Chromium is /usr/bin/chromium, or $CHROMIUM (browser.js).
 'use strict';
 
-const { launch, CHROMIUM, runReport } = require('./browser');
+const { launch, CHROMIUM, runReport, parseArgs } = require('./browser');
 
 const MODES = ['echo', 'no-echo', 'redis'];
 const WAIT_MS = 10000;
@@ -46,13 +46,7 @@ function usage() {
   process.exit(2);
 }
 
-const argv = process.argv.slice(2);
-const positional = [];
-let timeoutS = 60;
-for (let i = 0; i < argv.length; i++) {
-  if (argv[i] === '--timeout') timeoutS = Number(argv[++i]);
-  else positional.push(argv[i]);
-}
+const { positional, timeoutS } = parseArgs();
 const mode = positional[1];
 if (!MODES.includes(mode) || positional.length !== (mode === 'redis' ? 4 : 3) || !(timeoutS > 0)) usage();
 const pageUrl = positional[0];
