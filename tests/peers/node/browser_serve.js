@@ -120,13 +120,16 @@ async function main() {
   await repl('window.__duplexTest.consoleMessages = []; ws.addEventListener("message", m => window.__duplexTest.consoleMessages.push(m.data)); ' +
     'ws.addEventListener("close", e => { window.__duplexTest.consoleClose = { code: e.code, reason: e.reason, wasClean: e.wasClean }; }); "ok"');
   step('wait for the console socket to open');
-  await repl(`new Promise((resolve, reject) => {
+  // `await` in the expression: in REPL mode (as in DevTools) a promise-valued line is returned
+  // as the promise, not waited for; only a top-level await waits.
+  await repl(`await new Promise((resolve, reject) => {
       const t = setTimeout(() => reject(new Error("console socket not open after 20 s, readyState " + ws.readyState)), 20000);
       const check = () => ws.readyState === WebSocket.OPEN ? (clearTimeout(t), resolve(true))
         : ws.readyState > WebSocket.OPEN ? (clearTimeout(t), reject(new Error("console socket closed before opening"))) : setTimeout(check, 20);
       check();
     })`);
   if (await repl('ws === window.ws')) throw new Error('the console snippet\'s `ws` is the page\'s socket');
+  step('send from the console socket');
   await repl(`ws.send(${JSON.stringify(SENT_CONSOLE)})`);
   step('wait for a push on the console socket');
   await page.waitForFunction(() => window.__duplexTest.consoleMessages.some((m) => /^Message \S+$/.test(m)),
