@@ -254,18 +254,20 @@ async fn multiplayer_snapshots_follow_each_players_input() {
     })
     .await;
 
-    // 30 snapshots a second (20 to 40 here, on a busy machine), ticks in order.
+    // 30 snapshots a second, ticks in order. Counted over 2 s; the bounds are loose below (a
+    // machine busy with other tests slows the world's timer: 19 a second was seen with both cores
+    // saturated) and firm above (never faster than the advertised rate, plus jitter).
     let start = Instant::now();
     let mut n = 0;
     let mut tick = 0;
-    while start.elapsed() < Duration::from_secs(1) {
+    while start.elapsed() < Duration::from_secs(2) {
         let s = until(&mut a, "a snapshot", is("snapshot")).await;
         let t = s["tick"].as_u64().unwrap();
         assert!(t > tick, "ticks in order");
         tick = t;
         n += 1;
     }
-    assert!((20..=40).contains(&n), "{n} snapshots in a second");
+    assert!((20..=80).contains(&n), "{n} snapshots in two seconds");
 
     // b leaves: a's next snapshots have a alone.
     bye(b).await;
