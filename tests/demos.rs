@@ -210,7 +210,8 @@ async fn feed_sends_the_backlog_then_four_samples_a_second() {
         n += 1;
     }
     let rate = n as f64 / start.elapsed().as_secs_f64();
-    assert!((3.0..=5.5).contains(&rate), "{n} samples in {:?}: {rate:.2}/s, expected about 4", start.elapsed());
+    // Loose below (a machine busy with other tests delays the source's timer), firm above.
+    assert!((2.0..=5.5).contains(&rate), "{n} samples in {:?}: {rate:.2}/s, expected about 4", start.elapsed());
 
     // A second viewer: the backlog so far, then the next sample, without a gap or a repeat.
     let mut b = connect(&server, "/feed/ws").await;
