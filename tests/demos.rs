@@ -210,8 +210,7 @@ async fn feed_sends_the_backlog_then_four_samples_a_second() {
         n += 1;
     }
     let rate = n as f64 / start.elapsed().as_secs_f64();
-    // Loose below (a machine busy with other tests delays the source's timer), firm above.
-    assert!((2.0..=5.5).contains(&rate), "{n} samples in {:?}: {rate:.2}/s, expected about 4", start.elapsed());
+    assert!((3.0..=5.5).contains(&rate), "{n} samples in {:?}: {rate:.2}/s, expected about 4", start.elapsed());
 
     // A second viewer: the backlog so far, then the next sample, without a gap or a repeat.
     let mut b = connect(&server, "/feed/ws").await;
@@ -255,9 +254,8 @@ async fn multiplayer_snapshots_follow_each_players_input() {
     })
     .await;
 
-    // 30 snapshots a second, ticks in order. Counted over 2 s; the bounds are loose below (a
-    // machine busy with other tests slows the world's timer: 19 a second was seen with both cores
-    // saturated) and firm above (never faster than the advertised rate, plus jitter).
+    // 30 snapshots a second (20 to 40 here, on a busy machine), ticks in order; counted over 2 s
+    // so that one slow second on a loaded machine averages out.
     let start = Instant::now();
     let mut n = 0;
     let mut tick = 0;
@@ -268,7 +266,7 @@ async fn multiplayer_snapshots_follow_each_players_input() {
         tick = t;
         n += 1;
     }
-    assert!((20..=80).contains(&n), "{n} snapshots in two seconds");
+    assert!((40..=80).contains(&n), "{n} snapshots in two seconds");
 
     // b leaves: a's next snapshots have a alone.
     bye(b).await;
