@@ -112,6 +112,22 @@ def main():
           + frame(1, hello, rsv1=True))
     write("handshake_response", "not-found", b"\x00\x00HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
 
+    # extended_connect: [client deflate byte, server deflate byte, flags] + request lines, "==",
+    # status and answer lines (RFC 8441 §5.1's example, and its variations).
+    rfc8441 = (b"CONNECT\nwebsocket\nhttps\nserver.example.com\n/chat\n"
+               b"sec-websocket-protocol: chat, superchat\nsec-websocket-version: 13\n"
+               b"origin: http://www.example.com\n")
+    write("extended_connect", "rfc", b"\xe0\xfc\x05" + rfc8441 + b"==\n200\nsec-websocket-protocol: chat\n")
+    write("extended_connect", "deflate", b"\x03\x0b\x04" + rfc8441
+          + b"sec-websocket-extensions: permessage-deflate; client_max_window_bits; server_max_window_bits=10, "
+            b"permessage-deflate\n==\n200\nsec-websocket-extensions: permessage-deflate; "
+            b"server_no_context_takeover; client_no_context_takeover; server_max_window_bits=10; "
+            b"client_max_window_bits=10\n")
+    write("extended_connect", "plain-connect", b"\x00\x00\x00CONNECT\n-\n-\nproxy.example:443\n-\n==\n"
+          b"426\nsec-websocket-version: 13\n")
+    write("extended_connect", "version-8", b"\x00\x00\x02" + rfc8441.replace(b"13", b"8") + b"==\n503\nretry-after: 2\n")
+    write("extended_connect", "get-h2", b"\x00\x00\x02GET\n-\nhttp\nh\n/\naccept: */*\n==\n204\n")
+
     # connection_server / connection_client: [flags, limit, read size] + frames.
     setups = {
         "": bytes([0x00, 0, 0]),

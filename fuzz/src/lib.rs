@@ -17,18 +17,25 @@
 //! Input layout (shared by `connection_server`, `connection_client` and, after its own
 //! preamble, `inflate`): see [`Setup::from_bytes`].
 
+use bytes::Buf;
 use bytes::Bytes;
 use duplex_proto::frame::{FrameHeader, Opcode, MAX_CONTROL_PAYLOAD, RSV1};
 use duplex_proto::{
-    drain_outgoing, CloseFrame, Config, Connection, DeflateConfig, DeflateParams, Event, Message, MessageKind,
-    ProtocolError, Role, State,
+    CloseFrame, Config, Connection, ConnectionError, DeflateConfig, DeflateParams, Event, Message, MessageKind, Role,
+    State, Transport,
 };
+
+/// Everything `conn` queued for writing, taken out of its queue.
+pub fn drain_outgoing(conn: &mut Connection) -> Vec<u8> {
+    let n = conn.outgoing().remaining();
+    conn.outgoing().copy_to_bytes(n).to_vec()
+}
 
 /// Heap a connection may hold beyond the message limit: the control-frame buffer (125 bytes,
 /// at most 250 of capacity while it arrives in pieces) and a little rounding.
 pub const SLACK: usize = 256;
-/// Extra slack with permessage-deflate: the two codecs (zlib-rs: ~47 KiB inflater, ~250 KiB +
-/// 4 · 2^w deflater, so ~380 KiB at w = 15; see `DeflateConfig`'s table).
+/// Extra slack with permessage-deflate: the two codecs (C zlib: 7.1 KiB + 2^w inflater, 6 KiB +
+/// 4 · 2^w + 2^(m+9) deflater, so ~300 KiB at w = 15, m = 8; see `DeflateConfig`'s table).
 pub const DEFLATE_SLACK: usize = 64 * 1024 + 400 * 1024;
 
 /// How a run is set up, from the first three input bytes.
@@ -111,8 +118,8 @@ pub enum Seen {
     Pong(Bytes),
     /// The peer's close frame.
     Close(Option<CloseFrame>),
-    /// The violation that failed the connection.
-    Error(ProtocolError),
+    /// What failed the connection: a violation, or the end of the input before the close handshake.
+    Error(ConnectionError),
 }
 
 /// One run of a connection over `wire`, with the checks of the module docs.
@@ -145,12 +152,33 @@ impl Run {
         }
     }
 
-    /// Feeds `wire` in reads of `setup.chunk` bytes (all at once for 0), taking events after each.
+    /// Feeds `wire` in reads of `setup.chunk` bytes (all at once for 0), taking events after each,
+    /// then the end of the stream.
     pub fn feed_all(&mut self, wire: &[u8]) {
         let chunk = if self.setup.chunk == 0 { wire.len().max(1) } else { self.setup.chunk };
         for piece in wire.chunks(chunk) {
             self.feed(piece);
         }
+        self.end_of_stream();
+    }
+
+    /// The peer's end of stream: the connection must end — with 1006 unless the close handshake
+    /// or a failure came first — and the transport be finished exactly once.
+    pub fn end_of_stream(&mut self) {
+        let was_finished = self.finished;
+        self.conn.receive_eof();
+        self.take_events();
+        if !was_finished {
+            assert!(
+                matches!(self.seen.last(), Some(Seen::Error(ConnectionError::AbnormalClosure))),
+                "the end of the stream before the close handshake must be reported as 1006: {:?}",
+                self.seen.last()
+            );
+        }
+        self.write_out();
+        assert_eq!(self.conn.poll_transport(), Some(Transport::Finish), "the transport is finished after EOF");
+        assert_eq!(self.conn.poll_transport(), None, "a transport action is returned once");
+        assert!(self.conn.is_terminated(), "finished and EOF: terminated");
     }
 
     /// One read: receive, take every event, write out what is queued, check the heap.
@@ -189,7 +217,7 @@ impl Run {
                     self.check_event(event);
                     if self.setup.close_first && !self.closed_here && !self.finished {
                         self.closed_here = true;
-                        if self.conn.close_sent().is_none() {
+                        if self.conn.state() == State::Open {
                             self.conn.close(Some(CloseFrame::new(1000u16, "fuzz"))).expect("first close");
                             assert!(matches!(self.conn.state(), State::CloseSent | State::Closed));
                         }
@@ -246,7 +274,7 @@ impl Run {
             Event::Close(c) => {
                 assert_eq!(self.conn.state(), State::Closed, "state after the peer's close");
                 assert!(!self.conn.wants_input());
-                assert!(self.conn.close_sent().is_some(), "the peer's close was not answered");
+                assert!(self.conn.close_info().is_some(), "the peer's close was not answered");
                 self.seen.push(Seen::Close(c));
                 self.finished = true;
             }
@@ -315,7 +343,7 @@ pub fn check_connection(setup: Setup, wire: &[u8]) {
         }
         // A streamed message cut short by a violation may legitimately have delivered more of
         // its valid prefix when the bytes came in smaller reads; otherwise the same must be out.
-        if !matches!(seen.last(), Some(Seen::Error(_))) {
+        if !matches!(seen.last(), Some(Seen::Error(e)) if e.violation().is_some()) {
             assert_eq!(partial, partial_whole, "streamed data depends on how the input was split into reads");
         }
     }

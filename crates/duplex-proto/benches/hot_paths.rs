@@ -6,10 +6,11 @@
 
 use std::hint::black_box;
 
+use bytes::Buf;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use duplex_proto::frame::{FrameHeader, Opcode, MAX_HEADER_LEN};
 use duplex_proto::utf8::Utf8Validator;
-use duplex_proto::{drain_outgoing, mask, Config, Connection, DeflateParams, Event, Role};
+use duplex_proto::{mask, Config, Connection, DeflateParams, Event, Role};
 
 const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
 
@@ -142,7 +143,8 @@ fn deflate(c: &mut Criterion) {
             let mut server = Connection::with_deflate(Role::Server, Config::default(), Some(params));
             b.iter(|| {
                 client.send_text(black_box(text)).unwrap();
-                let wire = drain_outgoing(&mut client);
+                let n = client.outgoing().remaining();
+                let wire = client.outgoing().copy_to_bytes(n);
                 server.receive(&wire);
                 match server.next_event() {
                     Ok(Some(Event::Message(m))) => m,

@@ -102,6 +102,13 @@ pub struct CloseFrame {
 
 impl CloseFrame {
     /// A close frame with a code and reason.
+    ///
+    /// ```
+    /// use duplex_proto::{CloseCode, CloseFrame};
+    /// let frame = CloseFrame::new(1000, "done");
+    /// assert_eq!(frame.code, CloseCode::NORMAL);
+    /// assert_eq!(frame.to_string(), "1000 done");
+    /// ```
     pub fn new(code: impl Into<CloseCode>, reason: impl Into<String>) -> Self {
         CloseFrame { code: code.into(), reason: reason.into() }
     }
@@ -114,6 +121,59 @@ impl fmt::Display for CloseFrame {
         } else {
             write!(f, "{} {}", self.code, self.reason)
         }
+    }
+}
+
+/// Which end of a connection did something: this one, or the peer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Side {
+    /// This end.
+    Local,
+    /// The peer.
+    Remote,
+}
+
+/// How the close handshake went, in one shape wherever it is asked for: the close frame that
+/// started it (`None` if that frame carried no status code, which a browser reports as 1005) and
+/// which end sent it.
+///
+/// ```
+/// use duplex_proto::{CloseCode, CloseFrame, CloseInfo, Side};
+/// let info = CloseInfo { frame: Some(CloseFrame::new(CloseCode::NORMAL, "bye")), initiator: Side::Remote };
+/// assert_eq!(info.code(), CloseCode::NORMAL);
+/// assert_eq!(info.to_string(), "1000 bye (by the peer)");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CloseInfo {
+    /// The first close frame of the handshake; `None` if it had no status code.
+    pub frame: Option<CloseFrame>,
+    /// Which end sent it.
+    pub initiator: Side,
+}
+
+impl CloseInfo {
+    /// The status code of the frame that started the close handshake, 1005
+    /// ([`CloseCode::NO_STATUS`]) if it had none.
+    pub fn code(&self) -> CloseCode {
+        self.frame.as_ref().map_or(CloseCode::NO_STATUS, |f| f.code)
+    }
+
+    /// Its reason, empty if none.
+    pub fn reason(&self) -> &str {
+        self.frame.as_ref().map_or("", |f| f.reason.as_str())
+    }
+}
+
+impl fmt::Display for CloseInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.frame {
+            Some(frame) => write!(f, "{frame}")?,
+            None => write!(f, "{} (no status code)", CloseCode::NO_STATUS)?,
+        }
+        f.write_str(match self.initiator {
+            Side::Local => " (by us)",
+            Side::Remote => " (by the peer)",
+        })
     }
 }
 

@@ -1,4 +1,6 @@
-//! Limits and options of a connection, each with its default and the reason for it.
+//! Limits, options and timeouts of a connection, each with its default and the reason for it.
+
+use std::time::Duration;
 
 use crate::deflate::DeflateConfig;
 
@@ -36,30 +38,42 @@ pub struct Config {
     /// copy. Default 4 KiB, a page.
     pub copy_threshold: usize,
     /// permessage-deflate (RFC 7692): whether the handshake offers or accepts it, the compression
-    /// level, the size below which messages go uncompressed, and the window and context-takeover
-    /// trade-offs between memory per connection and compression ratio. Default on, level 1,
-    /// messages from 64 bytes compressed, 32 KiB windows with context takeover; see
-    /// [`DeflateConfig`] for what each setting costs per connection.
+    /// level, the size below which messages go uncompressed, and the window, memLevel,
+    /// context-takeover and release trade-offs between memory per connection and compression
+    /// ratio. Default on, level 1, messages from 64 bytes compressed, a 12-bit server window at
+    /// memLevel 4, an 11-bit client window answered to clients that allow it, context takeover,
+    /// codecs released after 2 s of quiet; see [`DeflateConfig`] for what each setting costs.
     ///
     /// It takes effect only if the handshake negotiated the extension: the connection is then
     /// built with [`Connection::with_deflate`](crate::Connection::with_deflate).
     ///
-    /// Memory per connection (zlib-rs, measured), allocated on the first compressed message of
-    /// each direction:
-    ///
-    /// | | window 15 | 14 | 13 | 12 | 11 | 10 | 9 (and 8) |
-    /// |---|---|---|---|---|---|---|---|
-    /// | compressor (own direction) | 371 KiB | 307 KiB | 275 KiB | 259 KiB | 251 KiB | 247 KiB | 245 KiB |
-    /// | decompressor (peer's direction) | 46 KiB | 46 KiB | 46 KiB | 46 KiB | 46 KiB | 46 KiB | 46 KiB |
-    ///
-    /// With context takeover (the default) a direction keeps its codec from its first compressed
-    /// message until the connection closes: ≈ 417 KiB for a server that both sends and receives
-    /// compressed messages with the defaults. Without it (`server_no_context_takeover` for what a
-    /// server sends, `client_no_context_takeover` for what a client sends) the codec exists only
-    /// while a message is (de)compressed, so an idle connection holds none, at the price of
-    /// allocating and initialising it for every message (≈ 45 µs for the compressor) and of ratio
-    /// on streams of similar small messages. Without the extension: nothing.
+    /// Memory per connection (C zlib, measured): a compressor 6 KiB + 4 · 2^w + 2^(memLevel+9)
+    /// (30 KiB with the defaults, 262 KiB at 15/8), an inflater 7.1 KiB + 2^w (9.1 KiB at 11
+    /// bits), each from its direction's first compressed message until the connection has been
+    /// quiet for `release_after` (then at most the inflater's window, 2^w bytes, is kept). Without
+    /// context takeover both ways a connection holds none between messages (codecs come from a
+    /// small per-thread pool). Without the extension: nothing.
     pub deflate: DeflateConfig,
+    /// How long to wait for the peer's close frame after ours, and then for the transport's end
+    /// (RFC 6455 §7.1.1: a client waits for the server to close TCP first). When it passes, the
+    /// connection is aborted; before the peer's close frame that is
+    /// [`TimeoutKind::Close`](crate::TimeoutKind::Close). Default 5 s.
+    pub close_timeout: Duration,
+    /// Send a ping after this long without receiving anything, and end the connection if nothing
+    /// arrives within [`Config::pong_timeout`] after it
+    /// ([`TimeoutKind::Keepalive`](crate::TimeoutKind::Keepalive), close code 1006): detects a
+    /// peer that vanished without a FIN (a half-open connection). Default off.
+    ///
+    /// Reads only set a flag; the flag becomes a time at the next check, so no clock is read per
+    /// message. A silent connection is pinged between one and two intervals after its last read,
+    /// an idle one whose peer answers every `ping_interval`.
+    pub ping_interval: Option<Duration>,
+    /// How long to wait for any sign of life after a keepalive ping. Default 20 s.
+    pub pong_timeout: Duration,
+    /// Close the connection (1001, "idle timeout") after this long without receiving a message.
+    /// Pings and pongs are not messages. Default off. Checked like the keepalive: a connection is
+    /// closed between one and two `idle_timeout`s after its last message.
+    pub idle_timeout: Option<Duration>,
 }
 
 impl Default for Config {
@@ -71,6 +85,10 @@ impl Default for Config {
             streaming: false,
             copy_threshold: 4096,
             deflate: DeflateConfig::default(),
+            close_timeout: Duration::from_secs(5),
+            ping_interval: None,
+            pong_timeout: Duration::from_secs(20),
+            idle_timeout: None,
         }
     }
 }
@@ -95,6 +113,13 @@ impl Config {
     }
 
     /// Sets [`Config::streaming`].
+    ///
+    /// ```
+    /// use duplex_proto::{Config, Connection, Event, Fragment, MessageKind, Role};
+    /// let mut server = Connection::new(Role::Server, Config::default().streaming(true));
+    /// server.receive(&[0x01, 0x83, 0, 0, 0, 0, b'a', b'b', b'c']); // a first, unfinished text frame
+    /// assert!(matches!(server.next_event(), Ok(Some(Event::Fragment(Fragment { kind: MessageKind::Text, .. })))));
+    /// ```
     pub fn streaming(mut self, on: bool) -> Self {
         self.streaming = on;
         self
@@ -109,6 +134,25 @@ impl Config {
     /// Sets [`Config::deflate`].
     pub fn deflate(mut self, deflate: DeflateConfig) -> Self {
         self.deflate = deflate;
+        self
+    }
+
+    /// Sets [`Config::close_timeout`].
+    pub fn close_timeout(mut self, t: Duration) -> Self {
+        self.close_timeout = t;
+        self
+    }
+
+    /// Sets [`Config::ping_interval`] and [`Config::pong_timeout`].
+    pub fn keepalive(mut self, ping_interval: Option<Duration>, pong_timeout: Duration) -> Self {
+        self.ping_interval = ping_interval;
+        self.pong_timeout = pong_timeout;
+        self
+    }
+
+    /// Sets [`Config::idle_timeout`].
+    pub fn idle_timeout(mut self, t: Option<Duration>) -> Self {
+        self.idle_timeout = t;
         self
     }
 }

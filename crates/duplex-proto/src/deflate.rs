@@ -11,19 +11,23 @@
 //!   receiver appends those four bytes again before inflating (§7.2.2). Unless "no context
 //!   takeover" applies to a direction, its LZ77 window carries over from message to message.
 //!
-//! The codec is flate2 on the zlib-rs backend (pure Rust). Its raw deflate cannot compress with an
-//! 8-bit window (zlib has the same limit: `deflateInit2` refuses `windowBits = -8` since 1.2.9,
-//! madler/zlib#171). When 8 bits are negotiated for our compressor we compress with a 9-bit window,
+//! Negotiation is always compiled; the codec is behind the cargo feature `deflate` (on by
+//! default). Without it the handshake neither offers nor accepts the extension, and a peer that
+//! sets RSV1 is failed with a protocol error as RFC 6455 §5.2 requires.
+//!
+//! The codec is C zlib through `libz-sys` (the system's zlib, or libz-sys' bundled copy): unlike
+//! zlib-rs and zlib-ng, whose hash table is 128 KiB whatever the memLevel, its memory follows the
+//! window and memLevel, which is what many connections need (`docs/compression.md` has the
+//! measurements). Its raw deflate cannot compress with an 8-bit window (`deflateInit2` refuses
+//! `windowBits = -8` since 1.2.9, madler/zlib#171). When 8 bits are negotiated for our compressor we compress with a 9-bit window,
 //! as Node's zlib (and so `ws`) does: zlib-style deflate never emits a distance larger than the
 //! window minus 262 bytes (`MIN_LOOKAHEAD`), so a 512-byte window produces distances of at most 250,
 //! within the 256 bytes the peer promised to keep. For decompression a larger window than the
-//! peer's is always safe, so 8 negotiated for the peer is inflated with 9 (flate2 accepts 9..=15).
+//! peer's is always safe; zlib's raw inflate takes 8 as it is.
 //! python-websockets passes 8 straight to zlib, which fails for compression; its maintainers left it
 //! because nobody but the Autobahn suite asks for 8 (python-websockets/websockets#410).
 
-use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
-
-use crate::handshake::HandshakeError;
+use std::time::Duration;
 
 /// The extension's name in `Sec-WebSocket-Extensions`.
 pub const EXTENSION_NAME: &str = "permessage-deflate";
@@ -34,33 +38,30 @@ pub(crate) const TRAILER: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
 /// Local choices about permessage-deflate: whether to offer or accept it, how hard to compress,
 /// and what to ask of the peer. Part of [`Config`](crate::Config) as `config.deflate`.
 ///
-/// Memory is the main cost. With the zlib-rs codec, measured with a counting allocator
+/// Memory is the main cost. With the C zlib codec, measured with a counting allocator
 /// (`deflate::tests::memory_per_codec`):
 ///
 /// | state | bytes | when it exists |
 /// |---|---|---|
-/// | compressor, window bits `w` | 243 KiB + 4 · 2^`w` (w = 15: 371 KiB; w = 12: 259 KiB; w = 9: 245 KiB) | from the first compressed message sent; then for the whole connection with context takeover, only while a message is compressed without |
-/// | decompressor, any window | 46 KiB (zlib-rs always allocates a 32 KiB window) | from the first compressed message received; then for the whole connection with context takeover, only while a message is inflated without |
+/// | compressor, window bits `w`, memLevel `m` | 6 KiB + 4 · 2^`w` + 2^(`m`+9): defaults (12, 4) 30 KiB; (12, 5) 38 KiB; (15, 8) 262 KiB | from the first compressed message sent until the connection has been quiet for [`release_after`](DeflateConfig::release_after) (with context takeover), only while a message is compressed (without) |
+/// | decompressor, window bits `w` | 7.1 KiB + 2^`w`: 11 bits 9.1 KiB; 15 bits 39 KiB | the same, for messages received; released with takeover it keeps a copy of its window (at most 2^`w` bytes) |
 ///
-/// The compressor's fixed part is zlib-rs' 64 Ki-entry hash table (128 KiB, whatever the
-/// memLevel) and its literal buffers at memLevel 8 (112 KiB), which flate2 does not let us lower; the window bits only
-/// scale the `4 · 2^w` part. (zlib proper: deflate ≈ `(1 << (w + 2)) + (1 << (memLevel + 9))`,
-/// 256 KiB at 15/8; inflate ≈ `(1 << w) + 7 KiB`.) So the lever that matters for many idle
-/// connections is **no context takeover**: without it a connection that has compressed once keeps
-/// its compressor (and its decompressor) until it closes; with it, both are allocated per message
-/// and freed at once, and an idle connection holds neither.
+/// So with the defaults a browser connection (which offers `client_max_window_bits`) holds about
+/// 39 KiB while messages flow, 2 KiB once quiet, and nothing with no context takeover both ways.
 ///
 /// ```
 /// use duplex_proto::deflate::DeflateConfig;
 /// // A server that keeps no compressor between messages and asks clients to do the same.
 /// let d = DeflateConfig::default().server_no_context_takeover(true).client_no_context_takeover(true);
-/// assert_eq!(d.offer(), "permessage-deflate; server_no_context_takeover; client_no_context_takeover; client_max_window_bits");
+/// assert_eq!(d.offer(), "permessage-deflate; server_no_context_takeover; client_no_context_takeover; server_max_window_bits=12; client_max_window_bits=11");
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct DeflateConfig {
     /// Offer (client) or accept (server) permessage-deflate. Default on: text protocols (JSON)
     /// typically shrink by 70-90 %, and a peer that does not support it simply does not agree.
+    /// Built without the cargo feature `deflate` (no codec), the default is off and turning it
+    /// on has no effect: the handshake neither offers nor accepts the extension.
     pub enabled: bool,
     /// The zlib compression level, 0-9. Default 1: on repetitive JSON it gets within a few percent
     /// of level 6's ratio at a fraction of its CPU time (see `docs/compression.md`), and on a
@@ -74,13 +75,15 @@ pub struct DeflateConfig {
     /// The server's compression window, 2^n bytes, 8..=15. A server compresses with at most this
     /// (less if the client asks) and says so when it is below 15; a client with a value below 15
     /// asks the server for it (`server_max_window_bits=n`) and refuses an answer above it.
-    /// Default 15. Each step down saves 4 · 2^n bytes of compressor state (see the table).
+    /// Default 12: 16 KiB of compressor state instead of 128 KiB at 15, for 1-2 points of ratio on
+    /// JSON streams (`docs/compression.md`).
     pub server_max_window_bits: u8,
     /// The client's compression window, 2^n bytes, 8..=15. A client compresses with at most this,
     /// and always offers `client_max_window_bits` (with `=n` when below 15) so the server may ask
     /// for less. A server below 15 asks clients that allow it for at most this; a client that
-    /// does not allow it is still accepted (its window then is 15: with zlib-rs our decompressor
-    /// costs the same for any window). Default 15.
+    /// does not allow it is still accepted (its window then is 15). Default 11: every browser offers
+    /// `client_max_window_bits`, so a server's inflater keeps 2 KiB of history per connection
+    /// rather than 32 KiB, and a quiet connection keeps just that.
     pub client_max_window_bits: u8,
     /// The server compresses each message on its own. A server with this on always answers
     /// `server_no_context_takeover`: it keeps no compressor between messages, and every compressed
@@ -94,18 +97,33 @@ pub struct DeflateConfig {
     /// `client_no_context_takeover`, which lets it free its decompressor between messages. Default
     /// off.
     pub client_no_context_takeover: bool,
+    /// zlib's memLevel for our compressor, 1..=9: its hash table has 2^(m+7) entries and its
+    /// symbol buffer 2^(m+6), about 2^(m+9) bytes in all beside the window's 4 · 2^w. Default 4
+    /// (8 KiB; zlib's own default 8 costs 128 KiB); `docs/compression.md` has what it costs in ratio.
+    pub mem_level: u8,
+    /// Free the codecs of a connection whose compressed traffic has been quiet this long, and
+    /// build them again on its next compressed message: the compressor starts a fresh stream (the
+    /// peer needs no notice), the inflater is primed back with a copy of its window (2^w bytes at
+    /// most) when the peer takes over its context. The release comes between this and twice this
+    /// after the last compressed message (the core reads no clock per message: it is told the
+    /// time through [`Connection::handle_timeout`](crate::Connection::handle_timeout)). Default
+    /// 2 s, so a connection quiet for 4 s holds no codec; `None` keeps them until the connection
+    /// ends. A message every 2 s or faster never pays the rebuild (see `docs/compression.md`).
+    pub release_after: Option<Duration>,
 }
 
 impl Default for DeflateConfig {
     fn default() -> Self {
         DeflateConfig {
-            enabled: true,
+            enabled: AVAILABLE,
             level: 1,
             min_size: 64,
-            server_max_window_bits: 15,
-            client_max_window_bits: 15,
+            server_max_window_bits: 12,
+            client_max_window_bits: 11,
             server_no_context_takeover: false,
             client_no_context_takeover: false,
+            mem_level: 4,
+            release_after: Some(Duration::from_secs(2)),
         }
     }
 }
@@ -138,15 +156,6 @@ impl Default for DeflateParams {
 }
 
 impl DeflateParams {
-    /// Whether a frame from [`encode_compressed_server_frame`](crate::encode_compressed_server_frame)
-    /// made with a `window_bits` window may be sent on this connection: the server compresses
-    /// every message on its own (`server_no_context_takeover`) and its window is no smaller (8
-    /// counts as 9, see the [module docs](self)).
-    pub fn shares_server_frames(&self, window_bits: u8) -> bool {
-        self.server_no_context_takeover
-            && codec_window_bits(self.server_max_window_bits) >= codec_window_bits(window_bits)
-    }
-
     /// These parameters as a `Sec-WebSocket-Extensions` value (windows of 15 are left out).
     ///
     /// ```
@@ -203,6 +212,18 @@ impl DeflateConfig {
         self
     }
 
+    /// Sets [`DeflateConfig::mem_level`] (clamped to 1..=9).
+    pub fn mem_level(mut self, level: u8) -> Self {
+        self.mem_level = level.clamp(1, 9);
+        self
+    }
+
+    /// Sets [`DeflateConfig::release_after`].
+    pub fn release_after(mut self, quiet: Option<Duration>) -> Self {
+        self.release_after = quiet;
+        self
+    }
+
     /// Sets [`DeflateConfig::server_no_context_takeover`].
     pub fn server_no_context_takeover(mut self, on: bool) -> Self {
         self.server_no_context_takeover = on;
@@ -219,7 +240,9 @@ impl DeflateConfig {
     ///
     /// ```
     /// use duplex_proto::deflate::DeflateConfig;
-    /// assert_eq!(DeflateConfig::default().offer(), "permessage-deflate; client_max_window_bits");
+    /// assert_eq!(DeflateConfig::default().offer(), "permessage-deflate; server_max_window_bits=12; client_max_window_bits=11");
+    /// let wide = DeflateConfig::default().server_max_window_bits(15).client_max_window_bits(15);
+    /// assert_eq!(wide.offer(), "permessage-deflate; client_max_window_bits");
     /// let small = DeflateConfig::default().server_max_window_bits(10).client_max_window_bits(9);
     /// assert_eq!(small.offer(), "permessage-deflate; server_max_window_bits=10; client_max_window_bits=9");
     /// ```
@@ -260,7 +283,7 @@ impl DeflateConfig {
     /// assert_eq!(params.server_max_window_bits, 10);
     /// ```
     pub fn negotiate<'a>(&self, header_values: impl IntoIterator<Item = &'a str>) -> Option<(DeflateParams, String)> {
-        if !self.enabled {
+        if !self.enabled || !AVAILABLE {
             return None;
         }
         header_values
@@ -321,13 +344,14 @@ impl DeflateConfig {
     ///
     /// ```
     /// use duplex_proto::deflate::DeflateConfig;
-    /// let config = DeflateConfig::default();
-    /// let p = config.accept_response("permessage-deflate; client_max_window_bits=10").unwrap().unwrap();
-    /// assert_eq!(p.client_max_window_bits, 10);
+    /// let config = DeflateConfig::default(); // asks for a server window of at most 12 bits
+    /// let p = config.accept_response("permessage-deflate; server_max_window_bits=10; client_max_window_bits=10").unwrap().unwrap();
+    /// assert_eq!((p.server_max_window_bits, p.client_max_window_bits), (10, 10));
+    /// assert!(config.accept_response("permessage-deflate").is_err()); // not granted
     /// assert!(config.accept_response("permessage-deflate; x=1").is_err());
     /// ```
-    pub fn accept_response(&self, value: &str) -> Result<Option<DeflateParams>, HandshakeError> {
-        let bad = |why: String| HandshakeError::BadExtensionResponse(why);
+    pub fn accept_response(&self, value: &str) -> Result<Option<DeflateParams>, BadResponse> {
+        let bad = BadResponse;
         let mut found = None;
         for ext in parse_extensions(value) {
             if !ext.name.eq_ignore_ascii_case(EXTENSION_NAME) {
@@ -376,6 +400,20 @@ impl DeflateConfig {
         }))
     }
 }
+
+/// A server's permessage-deflate answer the client must refuse (RFC 7692 §5), and why; the
+/// handshake reports it as
+/// [`HandshakeError::BadExtensionResponse`](crate::handshake::HandshakeError::BadExtensionResponse).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BadResponse(pub String);
+
+impl std::fmt::Display for BadResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "bad permessage-deflate answer: {}", self.0)
+    }
+}
+
+impl std::error::Error for BadResponse {}
 
 // ============================================================================ header parsing
 
@@ -546,181 +584,20 @@ fn window_bits(v: &str) -> Option<u8> {
 
 // ============================================================================ the codec
 
-/// The window zlib-rs can use for `negotiated` bits: 8 is not supported by raw deflate and is
-/// served by 9 (see the [module docs](self)).
-fn codec_window_bits(negotiated: u8) -> u8 {
-    negotiated.clamp(9, 15)
-}
+// The codec (C zlib) is behind the cargo feature `deflate`; without it the codec types have no
+// values, so no connection holds permessage-deflate state and the handshake never negotiates it.
+#[cfg(feature = "deflate")]
+mod codec;
+#[cfg(not(feature = "deflate"))]
+#[path = "deflate/no_codec.rs"]
+mod codec;
 
-/// The compressor of one direction: allocated on the first compressed message, dropped after
-/// each message when no context takeover applies.
-#[derive(Debug)]
-pub(crate) struct Compressor {
-    level: u32,
-    window_bits: u8,
-    no_context_takeover: bool,
-    /// Boxed so that a connection that negotiated deflate but never used it stays small.
-    z: Option<Box<Compress>>,
-}
-
-impl Compressor {
-    pub(crate) fn new(level: u32, negotiated_bits: u8, no_context_takeover: bool) -> Self {
-        Compressor {
-            level: level.min(9),
-            window_bits: codec_window_bits(negotiated_bits),
-            no_context_takeover,
-            z: None,
-        }
-    }
-
-    /// Whether the zlib state is allocated.
-    pub(crate) fn is_allocated(&self) -> bool {
-        self.z.is_some()
-    }
-
-    pub(crate) fn window_bits(&self) -> u8 {
-        self.window_bits
-    }
-
-    /// Compresses `input` (a whole message, or one fragment of one) and appends the result to
-    /// `out`, ending with a sync flush so the peer can inflate all of it. `end` marks the end of
-    /// the message: its trailing `00 00 ff ff` is removed (RFC 7692 §7.2.1) and, without context
-    /// takeover, the compressor freed.
-    pub(crate) fn compress(&mut self, mut input: &[u8], out: &mut Vec<u8>, end: bool) {
-        let (level, bits) = (self.level, self.window_bits);
-        let z = self
-            .z
-            .get_or_insert_with(|| Box::new(Compress::new_with_window_bits(Compression::new(level), false, bits)));
-        let start = out.len();
-        out.reserve(input.len() / 4 + 64);
-        loop {
-            let before = z.total_in();
-            // Errors are for a corrupt stream state or bad arguments, neither of which a caller
-            // (let alone the peer) can cause.
-            z.compress_vec(input, out, FlushCompress::Sync).expect("deflate of an in-memory buffer");
-            input = &input[(z.total_in() - before) as usize..];
-            // Done when all input is taken and the flush did not fill the buffer (zlib's rule).
-            if input.is_empty() && out.len() < out.capacity() {
-                break;
-            }
-            out.reserve(out.capacity().max(64));
-        }
-        if end {
-            if out.ends_with(&TRAILER) {
-                out.truncate(out.len() - TRAILER.len());
-            } else if out.len() == start {
-                // Nothing since the last sync flush (an empty last fragment, or an empty message
-                // after another): send the first byte of an empty stored block, which the peer's
-                // appended trailer completes (RFC 7692 §7.2.3.6). An empty payload would leave the
-                // peer's inflater inside a stored block of 0xff00 bytes (found by fuzzing).
-                out.push(0x00);
-            }
-            if self.no_context_takeover {
-                self.z = None;
-            }
-        }
-    }
-}
-
-/// What one call of [`Decompressor::inflate`] did.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Inflated {
-    /// Input bytes consumed.
-    pub consumed: usize,
-    /// It stopped because `out` reached its cap; more output may be pending.
-    pub full: bool,
-}
-
-/// The decompressor of the peer's messages: allocated on the first compressed message received,
-/// dropped after each message when the peer does not take over its context.
-#[derive(Debug)]
-pub(crate) struct Decompressor {
-    window_bits: u8,
-    no_context_takeover: bool,
-    z: Option<Box<Decompress>>,
-    /// The peer ended the DEFLATE stream (a block with BFINAL set): the rest of the message,
-    /// including the appended trailer, is ignored (RFC 7692 §7.2.3.4 allows BFINAL).
-    ended: bool,
-}
-
-impl Decompressor {
-    pub(crate) fn new(negotiated_bits: u8, no_context_takeover: bool) -> Self {
-        Decompressor { window_bits: codec_window_bits(negotiated_bits), no_context_takeover, z: None, ended: false }
-    }
-
-    /// Whether the zlib state is allocated.
-    pub(crate) fn is_allocated(&self) -> bool {
-        self.z.is_some()
-    }
-
-    /// Inflates `input` into `out` without letting `out` grow past `cap` bytes: the buffer grows
-    /// with the output actually produced, never by what the input claims, so a decompression bomb
-    /// costs at most `cap` bytes. Returns when the input is used up (and nothing is pending), or
-    /// when `out` holds `cap` bytes.
-    pub(crate) fn inflate(&mut self, mut input: &[u8], out: &mut Vec<u8>, cap: usize) -> Result<Inflated, String> {
-        let bits = self.window_bits;
-        let z = self.z.get_or_insert_with(|| Box::new(Decompress::new_with_window_bits(false, bits)));
-        let mut consumed = 0;
-        loop {
-            if self.ended {
-                return Ok(Inflated { consumed: consumed + input.len(), full: false });
-            }
-            if out.len() >= cap {
-                return Ok(Inflated { consumed, full: true });
-            }
-            if out.len() == out.capacity() {
-                // Grow with what is produced: double, at least 1 KiB, never past the cap (and
-                // straight to the cap rather than leave a sliver that would cost another copy).
-                let left = cap - out.len();
-                let grow = out.len().max(input.len()).max(1024);
-                out.reserve_exact(if left - grow.min(left) < grow { left } else { grow });
-            }
-            let room = (out.capacity() - out.len()).min(cap - out.len());
-            let (in0, out0) = (z.total_in(), z.total_out());
-            let spare = &mut out.spare_capacity_mut()[..room];
-            let status = z.decompress_uninit(input, spare, FlushDecompress::None);
-            let used = (z.total_in() - in0) as usize;
-            let written = (z.total_out() - out0) as usize;
-            debug_assert!(written <= room);
-            // SAFETY: zlib-rs initialised exactly the `written` bytes it reports through
-            // `total_out` at the front of `spare`, the uninitialised tail of `out`'s buffer.
-            unsafe { out.set_len(out.len() + written) };
-            input = &input[used..];
-            consumed += used;
-            match status {
-                Err(e) => return Err(e.to_string()),
-                Ok(Status::StreamEnd) => self.ended = true,
-                Ok(Status::Ok | Status::BufError) => {
-                    if written < room && input.is_empty() {
-                        return Ok(Inflated { consumed, full: false });
-                    }
-                    if used == 0 && written == 0 {
-                        return Err("inflate made no progress".into());
-                    }
-                }
-            }
-        }
-    }
-
-    /// The message is complete: forget a stream end, and free the state if the peer does not
-    /// take over its context (or ended its stream, which leaves no context to take over).
-    pub(crate) fn end_message(&mut self) {
-        if self.no_context_takeover || self.ended {
-            self.z = None;
-        }
-        self.ended = false;
-    }
-}
-
-/// Approximate heap bytes of a zlib-rs compressor with a `bits` window (measured; see
-/// [`DeflateConfig`]).
-pub(crate) fn compressor_heap_size(bits: u8) -> usize {
-    249_104 + (4 << bits)
-}
-
-/// Approximate heap bytes of a zlib-rs decompressor (any window: it always keeps 32 KiB).
-pub(crate) const DECOMPRESSOR_HEAP_SIZE: usize = 47_704;
+pub(crate) use codec::*;
 
 #[cfg(test)]
 #[path = "deflate_tests.rs"]
 mod tests;
+
+#[cfg(all(test, feature = "deflate"))]
+#[path = "deflate/release_tests.rs"]
+mod release_tests;

@@ -9,7 +9,8 @@ use bytes::Bytes;
 use proptest::prelude::*;
 
 use super::*;
-use crate::connection::{drain_outgoing, Connection, Event, Role};
+use crate::connection::tests::drain_outgoing;
+use crate::connection::{Connection, Event, Role};
 use crate::error::Violation;
 use crate::message::{Message, MessageKind};
 use crate::{CloseCode, Config};
@@ -76,7 +77,7 @@ static ALLOCATOR: Counting = Counting;
 
 /// Runs `f` and returns its result, the peak of bytes allocated (and not yet freed) on this
 /// thread above the level at the start, and the bytes still allocated at the end.
-fn measure<R>(f: impl FnOnce() -> R) -> (R, usize, isize) {
+pub(super) fn measure<R>(f: impl FnOnce() -> R) -> (R, usize, isize) {
     let start = CURRENT.with(Cell::get);
     PEAK.with(|p| p.set(start));
     let r = f();
@@ -91,7 +92,7 @@ fn negotiate(config: &DeflateConfig, offers: &[&str]) -> Option<(DeflateParams, 
     config.negotiate(offers.iter().copied())
 }
 
-fn params(snct: bool, cnct: bool, sbits: u8, cbits: u8) -> DeflateParams {
+pub(super) fn params(snct: bool, cnct: bool, sbits: u8, cbits: u8) -> DeflateParams {
     DeflateParams {
         server_no_context_takeover: snct,
         client_no_context_takeover: cnct,
@@ -100,11 +101,33 @@ fn params(snct: bool, cnct: bool, sbits: u8, cbits: u8) -> DeflateParams {
     }
 }
 
+/// A config with RFC 7692's own windows (15 bits both ways), so that answers show what the offer
+/// asked rather than our defaults.
+fn wide() -> DeflateConfig {
+    DeflateConfig::default().server_max_window_bits(15).client_max_window_bits(15)
+}
+
+#[test]
+fn defaults_answer_browsers_with_small_windows() {
+    // Chromium's, Firefox's and python-websockets' offer.
+    let browser = "permessage-deflate; client_max_window_bits";
+    let (p, answer) = negotiate(&DeflateConfig::default(), &[browser]).unwrap();
+    assert_eq!(answer, "permessage-deflate; server_max_window_bits=12; client_max_window_bits=11");
+    assert_eq!(p, params(false, false, 12, 11));
+    // A client that does not allow a smaller window keeps 15 (§7.1.2.2); ours is still 12.
+    let (p, answer) = negotiate(&DeflateConfig::default(), &["permessage-deflate"]).unwrap();
+    assert_eq!((answer.as_str(), p), ("permessage-deflate; server_max_window_bits=12", params(false, false, 12, 15)));
+    // As a client we offer the same windows, and accept the answer of a server that grants them.
+    let d = DeflateConfig::default();
+    assert_eq!(d.offer(), "permessage-deflate; server_max_window_bits=12; client_max_window_bits=11");
+    assert_eq!(d.accept_response(&answer), Ok(Some(params(false, false, 12, 11))));
+}
+
 #[test]
 fn server_accepts_rfc_7692_offers() {
-    let d = DeflateConfig::default();
-    let small = DeflateConfig::default().server_max_window_bits(12).client_max_window_bits(10);
-    let forced = DeflateConfig::default().server_no_context_takeover(true).client_no_context_takeover(true);
+    let d = wide();
+    let small = wide().server_max_window_bits(12).client_max_window_bits(10);
+    let forced = wide().server_no_context_takeover(true).client_no_context_takeover(true);
     #[rustfmt::skip]
     let table: &[(&DeflateConfig, &[&str], &str, DeflateParams)] = &[
         // §5.1 / §7: the simplest offer, accepted as is.
@@ -158,7 +181,7 @@ fn server_accepts_rfc_7692_offers() {
         assert_eq!(got, Some((*expected, answer.to_string())), "offers {offers:?}");
         // The answer, read back by a client that made such an offer, gives the same parameters.
         assert_eq!(
-            DeflateConfig::default().accept_response(answer).map(|p| p.map(|p| p.server_max_window_bits)),
+            wide().accept_response(answer).map(|p| p.map(|p| p.server_max_window_bits)),
             Ok(Some(expected.server_max_window_bits))
         );
     }
@@ -166,7 +189,7 @@ fn server_accepts_rfc_7692_offers() {
 
 #[test]
 fn server_declines_invalid_offers() {
-    let d = DeflateConfig::default();
+    let d = wide();
     for offer in [
         "permessage-deflate; foo", // unknown parameter
         "permessage-deflate; foo=1",
@@ -199,7 +222,7 @@ fn server_declines_invalid_offers() {
 
 #[test]
 fn client_offers_from_its_config() {
-    let d = DeflateConfig::default();
+    let d = wide();
     assert_eq!(d.offer(), "permessage-deflate; client_max_window_bits");
     let all = d.clone().server_max_window_bits(9).client_max_window_bits(8).client_no_context_takeover(true);
     assert_eq!(
@@ -213,10 +236,10 @@ fn client_offers_from_its_config() {
 
 #[test]
 fn client_checks_the_answer() {
-    let d = DeflateConfig::default();
-    let wants_small_server = DeflateConfig::default().server_max_window_bits(10);
-    let wants_nct = DeflateConfig::default().server_no_context_takeover(true);
-    let small_client = DeflateConfig::default().client_max_window_bits(10).client_no_context_takeover(true);
+    let d = wide();
+    let wants_small_server = wide().server_max_window_bits(10);
+    let wants_nct = wide().server_no_context_takeover(true);
+    let small_client = wide().client_max_window_bits(10).client_no_context_takeover(true);
     #[rustfmt::skip]
     let ok: &[(&DeflateConfig, &str, Option<DeflateParams>)] = &[
         (&d, "permessage-deflate", Some(params(false, false, 15, 15))),
@@ -252,7 +275,7 @@ fn client_checks_the_answer() {
     ];
     for (config, answer) in bad {
         assert!(
-            matches!(config.accept_response(answer), Err(HandshakeError::BadExtensionResponse(_))),
+            matches!(config.accept_response(answer), Err(BadResponse(_))),
             "answer {answer:?} should fail the handshake"
         );
     }
@@ -261,7 +284,7 @@ fn client_checks_the_answer() {
 #[test]
 fn params_header_value_reads_back() {
     for p in [params(false, false, 15, 15), params(true, true, 8, 8), params(false, true, 12, 9)] {
-        let (back, _) = negotiate(&DeflateConfig::default(), &[&p.header_value()]).unwrap();
+        let (back, _) = negotiate(&wide(), &[&p.header_value()]).unwrap();
         assert_eq!(back, p);
     }
 }
@@ -334,7 +357,7 @@ fn context_takeover_shrinks_repeated_messages_and_no_takeover_frees_the_state() 
 fn eight_bit_windows_stay_within_256_bytes() {
     // Negotiated 8 bits: we compress with 9, whose matches reach back at most 512 - 262 = 250
     // bytes. A decoder that allows only 256 bytes of distance must accept it: zlib-rs' inflate
-    // takes 8 bits for raw streams (flate2 does not expose it, so use the crate directly).
+    // takes 8 bits for raw streams (a second, independent inflater).
     let text: Vec<u8> =
         (0..20_000u32).map(|i| b"abcdefghijklmnopqrstuvwxyz0123456789"[(i * i % 37 % 36) as usize]).collect();
     let mut c = Compressor::new(9, 8, false);
@@ -366,43 +389,93 @@ fn corrupt_data_is_an_error_not_a_panic() {
 #[test]
 fn memory_per_codec() {
     let mut lines = Vec::new();
-    for bits in 9..=15u8 {
+    for (bits, mem) in [(9u8, 1u8), (10, 4), (11, 5), (12, 4), (12, 5), (12, 8), (13, 6), (15, 8)] {
         let (c, peak, held) = measure(|| {
-            let mut c = Compressor::new(1, bits, false);
+            let mut c = Compressor::new(1, bits, false).mem_level(mem);
             compress_message(&mut c, b"hello hello hello hello hello hello hello hello hello hello");
             c
         });
-        let estimate = compressor_heap_size(bits) as isize;
-        lines.push(format!("compressor w={bits}: holds {held} B (peak {peak} B), estimate {estimate} B"));
+        let estimate = compressor_heap_size(bits, mem) as isize;
+        lines.push(format!("compressor w={bits} m={mem}: holds {held} B (peak {peak} B), estimate {estimate} B"));
         assert!((held - estimate).abs() < estimate / 50, "{}", lines.last().unwrap());
         drop(c);
     }
-    for bits in [9u8, 12, 15] {
-        let (d, _, held) = measure(|| {
+    for bits in [8u8, 9, 10, 12, 15] {
+        let (mut d, _, held) = measure(|| {
             let mut d = Decompressor::new(bits, false);
             let mut out = Vec::with_capacity(64);
             d.inflate(&[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, 0x00, 0x00, 0xff, 0xff], &mut out, 64).unwrap();
             drop(out);
             d
         });
-        let estimate = DECOMPRESSOR_HEAP_SIZE as isize;
+        let estimate = decompressor_heap_size(bits) as isize;
         lines.push(format!("decompressor w={bits}: holds {held} B, estimate {estimate} B"));
         assert!((held - estimate).abs() < estimate / 50, "{}", lines.last().unwrap());
-        drop(d);
+        // Released, it keeps only the window it filled ("Hello"), primed back on the next message.
+        d.release();
+        assert!(!d.is_allocated());
+        assert_eq!(d.history_len(), 5);
+        assert_eq!(inflate_message(&mut d, &[0xf2, 0x00, 0x11, 0x00, 0x00]), b"Hello");
     }
     for l in &lines {
         println!("{l}");
     }
 }
 
+#[test]
+fn released_codecs_rebuild_and_keep_the_stream_valid() {
+    let quotes: Vec<Vec<u8>> = (0..200u32)
+        .map(|i| {
+            format!(
+                r#"{{"type":"quote","symbol":"SYM{}","bid":{}.{},"ask":{}.{},"seq":{i}}}"#,
+                i % 7,
+                100 + i % 13,
+                i % 100,
+                101 + i % 11,
+                (i * 7) % 100
+            )
+            .into_bytes()
+        })
+        .collect();
+    // Release both ends at irregular points: every message must still inflate to itself.
+    let mut c = Compressor::new(1, 12, false).mem_level(5);
+    let mut d = Decompressor::new(12, false);
+    for (i, q) in quotes.iter().enumerate() {
+        if i % 7 == 3 {
+            c.release();
+            assert!(!c.is_allocated());
+        }
+        if i % 5 == 2 {
+            d.release();
+            assert!(!d.is_allocated() && d.history_len() <= 1 << 12);
+        }
+        let wire = compress_message(&mut c, q);
+        assert_eq!(inflate_message(&mut d, &wire), *q, "message {i}");
+    }
+    // The released inflater's history is what takeover needs: a message that refers back to
+    // the one before the release inflates only with it.
+    let mut c = Compressor::new(1, 12, false);
+    let mut d = Decompressor::new(12, false);
+    let first = compress_message(&mut c, &quotes[0]);
+    let second = compress_message(&mut c, &quotes[0]);
+    assert!(second.len() < first.len() / 3);
+    assert_eq!(inflate_message(&mut d, &first), quotes[0]);
+    d.release();
+    assert_eq!(inflate_message(&mut d, &second), quotes[0]);
+    let mut forgetful = Decompressor::new(12, false);
+    let mut input = second.clone();
+    input.extend_from_slice(&TRAILER);
+    assert!(forgetful.inflate(&input, &mut Vec::new(), 1 << 20).is_err(), "refers to a window it lacks");
+}
+
 // ============================================================================ two connections
 
-fn pair(p: DeflateParams, client: Config, server: Config) -> (Connection, Connection) {
+pub(super) fn pair(p: DeflateParams, client: Config, server: Config) -> (Connection, Connection) {
     (Connection::with_deflate(Role::Client, client, Some(p)), Connection::with_deflate(Role::Server, server, Some(p)))
 }
 
 /// All events of `conn` after feeding it `wire` in pieces of `chunk` bytes.
-fn deliver(conn: &mut Connection, wire: &[u8], chunk: usize) -> Result<Vec<Event>, crate::ProtocolError> {
+pub(super) fn deliver(conn: &mut Connection, wire: &[u8], chunk: usize) -> Result<Vec<Event>, crate::ConnectionError> {
     let mut out = Vec::new();
     for piece in wire.chunks(chunk.max(1)) {
         conn.receive(piece);
@@ -554,7 +627,7 @@ fn small_messages_go_plain_and_large_ones_compressed() {
 // ============================================================================ violations
 
 /// A server connection with permessage-deflate and `config`, fed `wire`; its events and error.
-fn server_receives(config: Config, wire: &[u8]) -> (Vec<Event>, Option<crate::ProtocolError>) {
+fn server_receives(config: Config, wire: &[u8]) -> (Vec<Event>, Option<crate::ConnectionError>) {
     let mut s = Connection::with_deflate(Role::Server, config, Some(DeflateParams::default()));
     s.receive(wire);
     let mut events = Vec::new();
@@ -605,7 +678,7 @@ fn rsv1_only_on_the_first_frame_of_a_data_message() {
         &[client_frame(0x41, &hello[..3]), client_frame(0xc0, &hello[3..])].concat(),
     );
     let err = err.unwrap();
-    assert_eq!((err.violation(), err.code()), (&Violation::ReservedBits(0x40), CloseCode::PROTOCOL_ERROR));
+    assert_eq!((err.violation(), err.code()), (Some(&Violation::ReservedBits(0x40)), CloseCode::PROTOCOL_ERROR));
     // RSV1 on a control frame: 1002.
     for op in [0x8u8, 0x9, 0xA] {
         let (_, err) = server_receives(Config::default(), &client_frame(0xc0 | op, &[]));
@@ -614,19 +687,19 @@ fn rsv1_only_on_the_first_frame_of_a_data_message() {
     // RSV2 and RSV3 mean nothing to permessage-deflate: 1002.
     for rsv in [0x20u8, 0x10, 0x60] {
         let (_, err) = server_receives(Config::default(), &client_frame(0x81 | rsv, &hello));
-        assert_eq!(err.unwrap().violation(), &Violation::ReservedBits(rsv));
+        assert_eq!(err.unwrap().violation(), Some(&Violation::ReservedBits(rsv)));
     }
     // Without permessage-deflate RSV1 is refused too.
     let mut plain = Connection::new(Role::Server, Config::default());
     plain.receive(&client_frame(0xc1, &hello));
-    assert_eq!(plain.next_event().unwrap_err().violation(), &Violation::ReservedBits(0x40));
+    assert_eq!(plain.next_event().unwrap_err().violation(), Some(&Violation::ReservedBits(0x40)));
 }
 
 #[test]
 fn bad_compressed_data_is_1007() {
     let (_, err) = server_receives(Config::default(), &client_frame(0xc1, &[0xff, 0xff, 0xff, 0xff]));
     let err = err.unwrap();
-    assert!(matches!(err.violation(), Violation::BadCompression(_)), "{err}");
+    assert!(matches!(err.violation(), Some(Violation::BadCompression(_))), "{err}");
     assert_eq!(err.code(), CloseCode::INVALID_PAYLOAD);
     // Valid deflate of invalid UTF-8 in a text message: 1007 as well, whole or streamed.
     for streaming in [false, true] {
@@ -634,11 +707,11 @@ fn bad_compressed_data_is_1007() {
             Config::default().streaming(streaming),
             &client_frame(0xc1, &deflated(&[b'a', 0xff, b'b'])),
         );
-        assert_eq!(err.unwrap().violation(), &Violation::InvalidUtf8);
+        assert_eq!(err.unwrap().violation(), Some(&Violation::InvalidUtf8));
     }
     // ... and a text message that ends inside a character.
     let (_, err) = server_receives(Config::default(), &client_frame(0xc1, &deflated("é".as_bytes()[..1].as_ref())));
-    assert_eq!(err.unwrap().violation(), &Violation::InvalidUtf8);
+    assert_eq!(err.unwrap().violation(), Some(&Violation::InvalidUtf8));
 }
 
 /// A compressed message of `zeros` zero bytes, compressed at level 9 (about 1/1000 of its size).
@@ -656,6 +729,40 @@ fn zero_bomb(zeros: usize) -> Vec<u8> {
 }
 
 #[test]
+fn a_gibibyte_bomb_is_stopped_at_the_limit_with_the_default_windows() {
+    // Issue 20's case: ~1 MiB on the wire inflating to 1 GiB, to a server with the defaults,
+    // whose answer to a browser's offer gives the client an 11-bit window.
+    let (params, _) = negotiate(&DeflateConfig::default(), &["permessage-deflate; client_max_window_bits"]).unwrap();
+    let mut c = Compressor::new(9, params.client_max_window_bits, true);
+    let block = vec![0u8; 1 << 20];
+    let mut bomb = Vec::new();
+    for i in 0..1024 {
+        c.compress(&block, &mut bomb, i == 1023);
+    }
+    assert!((1 << 20..2 << 20).contains(&bomb.len()), "{} bytes on the wire", bomb.len());
+    let wire = client_frame(0xc2, &bomb);
+    // The default limit (64 MiB), so the frame passes the check on its wire size and inflating
+    // is what stops it.
+    let config = Config::default();
+    let limit = config.max_message_size;
+    let ((_, err), peak, _) = measure(|| {
+        let mut s = Connection::with_deflate(Role::Server, config, Some(params));
+        s.receive(&wire);
+        loop {
+            match s.next_event() {
+                Ok(Some(_)) => {}
+                Ok(None) => return (s.heap_size(), None),
+                Err(e) => return (s.heap_size(), Some(e)),
+            }
+        }
+    });
+    let err = err.expect("closed");
+    assert_eq!(err.code(), CloseCode::MESSAGE_TOO_BIG, "{err}");
+    println!("1 GiB bomb of {} B: peak {peak} B for a limit of {limit} B", bomb.len());
+    assert!(peak < limit * 3 / 2 + (256 << 10), "peak {peak} B for a limit of {limit} B");
+}
+
+#[test]
 fn decompression_bomb_is_stopped_at_the_limit() {
     let limit = 1 << 20;
     let bomb = zero_bomb(64 << 20); // 64 MiB of zeros
@@ -666,7 +773,7 @@ fn decompression_bomb_is_stopped_at_the_limit() {
         let ((_, err), peak, _) = measure(|| server_receives(config, &wire));
         let err = err.expect("the bomb must fail the connection");
         assert_eq!(err.code(), CloseCode::MESSAGE_TOO_BIG, "{err}");
-        assert!(matches!(err.violation(), Violation::MessageTooBig { .. }));
+        assert!(matches!(err.violation(), Some(Violation::MessageTooBig { .. })));
         // The limit, half of it while the buffer grows, and the decompressor: not 64 MiB.
         println!("bomb of {} B on the wire, limit {limit} B, streaming {streaming}: peak {peak} B", wire.len());
         assert!(peak < limit * 3 / 2 + (256 << 10), "peak {peak} B for a limit of {limit} B");
@@ -704,18 +811,17 @@ proptest! {
 
 #[test]
 fn one_compressed_frame_for_many_connections() {
-    // A server that forces server_no_context_takeover: the same compressed bytes are valid on
-    // every connection, between messages each connection compresses itself.
-    let server_config = DeflateConfig::default().server_no_context_takeover(true);
+    // A server that forces server_no_context_takeover: one compressed frame (per window size) is
+    // valid on every connection; between the shared messages each connection compresses itself.
+    let server_config = wide().server_no_context_takeover(true);
     let offers = ["permessage-deflate; client_max_window_bits", "permessage-deflate; server_max_window_bits=10"];
-    let shared = crate::encode_compressed_server_frame(&Message::Text("news ".repeat(50)), 1, 9);
+    let news = crate::PreparedFrame::new(Message::Text("news ".repeat(50)));
+    let mut shared = Vec::new();
     for offer in offers {
         let (p, _) = negotiate(&server_config, &[offer]).unwrap();
-        assert!(p.shares_server_frames(9));
-        assert_eq!(p.shares_server_frames(15), p.server_max_window_bits == 15);
         let (mut client, mut server) = pair(p, Config::default(), Config::default());
         server.send_text(&"own ".repeat(40)).unwrap();
-        server.send_encoded(shared.clone()).unwrap();
+        server.send_prepared(&news).unwrap();
         server.send_text(&"own ".repeat(40)).unwrap();
         let events = deliver(&mut client, &drain_outgoing(&mut server), 5).unwrap();
         assert_eq!(
@@ -726,6 +832,33 @@ fn one_compressed_frame_for_many_connections() {
                 Event::Message(Message::Text("own ".repeat(40))),
             ]
         );
+        shared.push(news.compressed(p.server_max_window_bits, 1).clone());
     }
-    assert!(!DeflateParams::default().shares_server_frames(9), "context takeover: never");
+    // Compressed once per window size, and the bytes are the same allocation every time.
+    assert_eq!(news.compressed(15, 1).as_ptr(), shared[0].as_ptr());
+    assert_eq!(news.compressed(10, 1).as_ptr(), shared[1].as_ptr());
+    assert!(shared[0].len() < 50, "compressed: {} bytes", shared[0].len());
+}
+
+#[test]
+fn prepared_frames_on_a_connection_with_context_takeover_go_uncompressed() {
+    // The connection's compressor keeps its window: a frame it did not compress cannot be shared
+    // in its stream, so the prepared frame goes plain (RSV1 clear), and the compressed messages
+    // around it still inflate.
+    let (mut client, mut server) = pair(DeflateParams::default(), Config::default(), Config::default());
+    let news = crate::PreparedFrame::new(Message::Text("news ".repeat(50)));
+    server.send_text(&"own ".repeat(40)).unwrap();
+    server.send_prepared(&news).unwrap();
+    server.send_text(&"own ".repeat(40)).unwrap();
+    let wire = drain_outgoing(&mut server);
+    assert!(wire.windows(news.plain().len()).any(|w| w == &news.plain()[..]), "the plain frame, shared");
+    let events = deliver(&mut client, &wire, 7).unwrap();
+    assert_eq!(
+        events,
+        vec![
+            Event::Message(Message::Text("own ".repeat(40))),
+            Event::Message(Message::Text("news ".repeat(50))),
+            Event::Message(Message::Text("own ".repeat(40))),
+        ]
+    );
 }

@@ -1,8 +1,10 @@
 //! The errors of the protocol core.
 //!
-//! [`ProtocolError`] is what a peer did wrong on an open connection; it carries the close code the
-//! RFC names for it, which the connection has already sent. [`SendError`] is what the application
-//! asked for that cannot be done. Handshake errors live in [`crate::handshake`].
+//! [`ConnectionError`] is why an open connection ended without a clean close handshake: the peer
+//! broke the protocol ([`ProtocolError`], which carries the close code the RFC names for it and
+//! which the connection has already sent), the transport ended first (1006), or a deadline passed
+//! ([`TimeoutKind`]). [`SendError`] is what the application asked for that cannot be done.
+//! Handshake errors live in [`crate::handshake`].
 
 use std::fmt;
 
@@ -167,3 +169,103 @@ impl fmt::Display for SendError {
 }
 
 impl std::error::Error for SendError {}
+
+/// Why a connection ended without a clean close handshake, as
+/// [`Connection::next_event`](crate::Connection::next_event) reports it (once; no event follows).
+///
+/// ```
+/// use duplex_proto::{Config, Connection, ConnectionError, Role};
+/// let mut server = Connection::new(Role::Server, Config::default());
+/// server.receive_eof(); // the client's TCP FIN, with no close frame before it
+/// assert_eq!(server.next_event(), Err(ConnectionError::AbnormalClosure));
+/// assert_eq!(ConnectionError::AbnormalClosure.code().0, 1006);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConnectionError {
+    /// The peer broke the protocol; the close frame with [`ProtocolError::code`] was queued.
+    Protocol(ProtocolError),
+    /// The transport ended (the peer's TCP FIN, an HTTP/2 END_STREAM) before the close handshake
+    /// did: close code 1006, which is never sent (RFC 6455 §7.1.5).
+    AbnormalClosure,
+    /// A deadline passed: which one is in the [`TimeoutKind`].
+    Timeout(TimeoutKind),
+}
+
+impl ConnectionError {
+    /// The close code that describes the end, as a browser's `CloseEvent.code` would: the code
+    /// sent for a protocol violation, 1006 otherwise.
+    pub fn code(&self) -> CloseCode {
+        match self {
+            ConnectionError::Protocol(e) => e.code(),
+            ConnectionError::AbnormalClosure | ConnectionError::Timeout(_) => CloseCode::ABNORMAL,
+        }
+    }
+
+    /// The peer's violation, if that is what ended the connection.
+    pub fn violation(&self) -> Option<&Violation> {
+        match self {
+            ConnectionError::Protocol(e) => Some(e.violation()),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for ConnectionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConnectionError::Protocol(e) => e.fmt(f),
+            ConnectionError::AbnormalClosure => {
+                f.write_str("the peer closed the connection without a close frame (1006)")
+            }
+            ConnectionError::Timeout(kind) => write!(f, "timed out: {kind}"),
+        }
+    }
+}
+
+impl std::error::Error for ConnectionError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ConnectionError::Protocol(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<ProtocolError> for ConnectionError {
+    fn from(e: ProtocolError) -> Self {
+        ConnectionError::Protocol(e)
+    }
+}
+
+/// Which deadline passed. The core reports [`Keepalive`](TimeoutKind::Keepalive) and
+/// [`Close`](TimeoutKind::Close) itself; the others are the opening phase's, which drivers enforce
+/// (the `duplex` crate reports them in the same type, so one `match` covers every timeout).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TimeoutKind {
+    /// Opening the transport (TCP connect, a proxy's tunnel).
+    Connect,
+    /// The TLS handshake.
+    TlsHandshake,
+    /// The opening handshake (RFC 6455 §4): reading the request or the response, or writing it.
+    OpeningHandshake,
+    /// Nothing arrived within [`Config::pong_timeout`](crate::Config::pong_timeout) of a
+    /// keepalive ping: the peer is gone or the path to it is (a half-open connection).
+    Keepalive,
+    /// The peer did not answer our close frame within
+    /// [`Config::close_timeout`](crate::Config::close_timeout).
+    Close,
+}
+
+impl fmt::Display for TimeoutKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TimeoutKind::Connect => "connecting",
+            TimeoutKind::TlsHandshake => "the TLS handshake",
+            TimeoutKind::OpeningHandshake => "the opening handshake",
+            TimeoutKind::Keepalive => "no answer to a keepalive ping within the pong timeout",
+            TimeoutKind::Close => "the peer did not answer our close frame within the close timeout",
+        })
+    }
+}

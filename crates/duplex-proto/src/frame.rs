@@ -48,6 +48,15 @@ impl Opcode {
         }
     }
 
+    /// The opcode of the first frame of a message of this kind.
+    #[inline]
+    pub fn for_message(kind: crate::message::MessageKind) -> Opcode {
+        match kind {
+            crate::message::MessageKind::Text => Opcode::Text,
+            crate::message::MessageKind::Binary => Opcode::Binary,
+        }
+    }
+
     /// Close, ping and pong are control frames (RFC 6455 §5.5): at most 125 bytes, never fragmented.
     pub fn is_control(self) -> bool {
         matches!(self, Opcode::Close | Opcode::Ping | Opcode::Pong)
@@ -186,6 +195,20 @@ impl FrameHeader {
         at
     }
 
+    /// The header's bytes, ready to copy in front of its payload.
+    ///
+    /// ```
+    /// use duplex_proto::frame::{FrameHeader, Opcode};
+    /// let h = FrameHeader { fin: true, rsv: 0, opcode: Opcode::Text, mask: None, payload_len: 2 };
+    /// assert_eq!(&*h.encoded(), &[0x81, 0x02]);
+    /// ```
+    #[inline]
+    pub fn encoded(&self) -> EncodedHeader {
+        let mut buf = [0u8; MAX_HEADER_LEN];
+        let len = self.encode(&mut buf) as u8;
+        EncodedHeader { buf, len }
+    }
+
     /// The encoded length of this header.
     pub fn encoded_len(&self) -> usize {
         let ext = if self.payload_len < 126 {
@@ -245,5 +268,20 @@ mod tests {
                                    mask: Option<[u8; 4]>, len in prop_oneof![0u64..200, 100u64..70000, 65536u64..(1u64 << 63)]) {
             roundtrip(FrameHeader { fin, rsv: rsv << 4, opcode: Opcode::from_u8(op).unwrap(), mask, payload_len: len });
         }
+    }
+}
+
+/// An encoded frame header (2 to 14 bytes), from [`FrameHeader::encoded`].
+#[derive(Clone, Copy, Debug)]
+pub struct EncodedHeader {
+    buf: [u8; MAX_HEADER_LEN],
+    len: u8,
+}
+
+impl std::ops::Deref for EncodedHeader {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.buf[..self.len as usize]
     }
 }

@@ -2,8 +2,10 @@
 
 use super::error::HandshakeError;
 use super::headers::{HeaderList, Limits};
+use super::negotiation::{check_answer, Agreed, Offer};
+use super::refusal::Refusal;
 use super::server::reason_phrase;
-use super::{accept_key, generate_key, has_token};
+use super::{accept_key, generate_key};
 use crate::deflate::{DeflateConfig, DeflateParams};
 
 /// A client's opening handshake: build it, write [`ClientHandshake::request`], then feed the
@@ -17,13 +19,13 @@ use crate::deflate::{DeflateConfig, DeflateParams};
 /// ```
 #[derive(Clone, Debug)]
 pub struct ClientHandshake {
-    host: String,
-    target: String,
+    pub(super) host: String,
+    pub(super) target: String,
     key: String,
-    protocols: Vec<String>,
+    pub(super) protocols: Vec<String>,
     extensions: Option<String>,
-    deflate: Option<DeflateConfig>,
-    headers: Vec<(String, String)>,
+    pub(super) deflate: Option<DeflateConfig>,
+    pub(super) headers: Vec<(String, String)>,
     limits: Limits,
 }
 
@@ -73,9 +75,10 @@ impl ClientHandshake {
 
     /// Offers permessage-deflate as `config` describes ([`DeflateConfig::offer`]), unless it is
     /// disabled; the server's answer is checked by [`ClientHandshake::parse_response`] and the
-    /// result put in [`Response::deflate`].
+    /// result put in [`Response::deflate`]. Nothing is offered when built without the cargo
+    /// feature `deflate`.
     pub fn deflate(mut self, config: &DeflateConfig) -> Self {
-        self.deflate = config.enabled.then(|| config.clone());
+        self.deflate = (config.enabled && crate::deflate::AVAILABLE).then(|| config.clone());
         self
     }
 
@@ -88,6 +91,16 @@ impl ClientHandshake {
     /// Sets the limits on the answer's head.
     pub fn limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
+        self
+    }
+
+    /// Draws the key from `rng` instead of the thread's CSPRNG: for tests that replay a session
+    /// byte for byte with a seeded generator. RFC 6455 §4.1 asks for a key that is randomly
+    /// selected for each connection: leave the default in production.
+    pub fn key_from(mut self, rng: &mut impl rand::RngCore) -> Self {
+        let mut nonce = [0u8; 16];
+        rng.fill_bytes(&mut nonce);
+        self.key = super::encode_key(&nonce);
         self
     }
 
@@ -117,7 +130,7 @@ impl ClientHandshake {
     }
 
     /// Everything offered in `Sec-WebSocket-Extensions`: permessage-deflate first, then the rest.
-    fn offered_extensions(&self) -> Option<String> {
+    pub(super) fn offered_extensions(&self) -> Option<String> {
         match (self.deflate.as_ref().map(DeflateConfig::offer), &self.extensions) {
             (Some(d), Some(e)) => Some(format!("{d}, {e}")),
             (Some(d), None) => Some(d),
@@ -144,11 +157,16 @@ impl ClientHandshake {
             Err(e) => return Err(HandshakeError::Malformed(e.to_string())),
         };
         let status = resp.code.unwrap_or(0);
+        let headers = HeaderList::from_httparse(resp.headers);
         if status != 101 {
             let reason = resp.reason.filter(|r| !r.is_empty()).unwrap_or(reason_phrase(status));
-            return Err(HandshakeError::UnexpectedStatus(status, reason.to_owned()));
+            let mut refusal = Refusal::new(status, &[], &[]);
+            refusal.reason = reason.to_owned();
+            refusal.headers = headers;
+            let body = &buf[n..];
+            refusal.extend_body(&body[..body.len().min(refusal.content_length().unwrap_or(usize::MAX))]);
+            return Err(HandshakeError::Refused(Box::new(refusal)));
         }
-        let headers = HeaderList::from_httparse(resp.headers);
         if !headers.has_token("upgrade", "websocket") {
             return Err(HandshakeError::NotWebSocketUpgrade);
         }
@@ -158,27 +176,13 @@ impl ClientHandshake {
         if headers.get("sec-websocket-accept") != Some(accept_key(&self.key).as_str()) {
             return Err(HandshakeError::BadAccept);
         }
-        let protocol = headers.get("sec-websocket-protocol").map(str::to_owned);
-        if let Some(p) = &protocol {
-            if !self.protocols.iter().any(|o| o == p) {
-                return Err(HandshakeError::UnofferedProtocol(p.clone()));
-            }
-        }
-        // Several Sec-WebSocket-Extensions lines form one list (RFC 7230 §3.2.2).
-        let all: Vec<&str> = headers.get_all("sec-websocket-extensions").collect();
-        let extensions = if all.is_empty() { None } else { Some(all.join(", ")) };
-        let mut deflate = None;
-        if let Some(e) = &extensions {
-            let offered = self.offered_extensions().unwrap_or_default();
-            for name in e.split(',').filter_map(|x| x.split(';').next()).map(str::trim).filter(|n| !n.is_empty()) {
-                if !offered.split(',').filter_map(|x| x.split(';').next()).any(|o| has_token(o, name)) {
-                    return Err(HandshakeError::UnofferedExtension(name.to_owned()));
-                }
-            }
-            if let Some(config) = &self.deflate {
-                deflate = config.accept_response(e)?;
-            }
-        }
+        let offered_extensions = self.offered_extensions();
+        let offer = Offer {
+            protocols: &self.protocols,
+            extensions: offered_extensions.as_deref(),
+            deflate: self.deflate.as_ref(),
+        };
+        let Agreed { protocol, extensions, deflate } = check_answer(&headers, &offer)?;
         Ok(Some((Response { headers, protocol, extensions, deflate }, n)))
     }
 }
@@ -211,8 +215,11 @@ mod tests {
     fn deflate_offer_and_answer() {
         let hs = ClientHandshake::new("h", "/").deflate(&DeflateConfig::default()).extensions("x-other");
         let req = String::from_utf8(hs.request()).unwrap();
-        assert!(req.contains("\r\nSec-WebSocket-Extensions: permessage-deflate; client_max_window_bits, x-other\r\n"));
-        let a = answer(&hs, "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover\r\n");
+        assert!(req.contains("\r\nSec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=12; client_max_window_bits=11, x-other\r\n"));
+        let a = answer(
+            &hs,
+            "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; server_max_window_bits=10\r\n",
+        );
         let (resp, _) = hs.parse_response(&a).unwrap().unwrap();
         let p = resp.deflate.unwrap();
         assert!(p.server_no_context_takeover && !p.client_no_context_takeover);
@@ -247,7 +254,13 @@ mod tests {
             offered.parse_response(&answer(&offered, "Sec-WebSocket-Extensions: permessage-deflate; x\r\n")),
             Err(HandshakeError::BadExtensionResponse(_))
         ));
-        let not_found = b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n";
-        assert_eq!(hs.parse_response(not_found), Err(HandshakeError::UnexpectedStatus(404, "Not Found".into())));
+        let not_found = b"HTTP/1.1 404 Nope\r\nContent-Length: 4\r\nRetry-After: 2\r\n\r\ngone and more";
+        match hs.parse_response(not_found) {
+            Err(HandshakeError::Refused(r)) => {
+                assert_eq!((r.status, r.reason.as_str(), r.body.as_slice()), (404, "Nope", &b"gone"[..]));
+                assert_eq!(r.headers.get("retry-after"), Some("2"));
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

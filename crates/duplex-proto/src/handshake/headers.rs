@@ -26,6 +26,11 @@ impl HeaderList {
         HeaderList(headers.iter().map(|h| (h.name.to_owned(), h.value.to_vec())).collect())
     }
 
+    /// Appends a header.
+    pub fn push(&mut self, name: impl Into<String>, value: impl Into<Vec<u8>>) {
+        self.0.push((name.into(), value.into()));
+    }
+
     /// The first value of `name` as text (`None` if absent or not valid UTF-8).
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0

@@ -1,18 +1,26 @@
 //! The opening handshake of RFC 6455 over HTTP/1.1 (§4): the client's upgrade request, the
-//! server's checks and its `101 Switching Protocols` answer, and the client's checks of that answer.
+//! server's checks and its `101 Switching Protocols` answer, and the client's checks of that
+//! answer; and over extended CONNECT (RFC 8441 for HTTP/2, RFC 9220 for HTTP/3):
+//! [`ConnectRequest`], [`ConnectAccept`], [`connect_refusal`] and
+//! [`ClientHandshake::connect_request`] / [`ClientHandshake::check_connect_response`].
 //!
-//! Only the handshake is HTTP/1.1-specific: once it is over, both ends build a
-//! [`Connection`](crate::Connection) from the negotiated parameters, so another transport (RFC 8441
-//! extended CONNECT over HTTP/2) can reuse the framing unchanged.
+//! Subprotocol and permessage-deflate negotiation is one piece of code for both. Once the
+//! handshake is over, both ends build a [`Connection`](crate::Connection) from the negotiated
+//! parameters: the framing is the same over a TCP connection and over an HTTP/2 stream.
 
 mod client;
 mod error;
+mod extended_connect;
 mod headers;
+mod negotiation;
+mod refusal;
 mod server;
 
 pub use client::{ClientHandshake, Response};
 pub use error::HandshakeError;
+pub use extended_connect::{connect_refusal, ConnectAccept, ConnectRequest, WEBSOCKET_PROTOCOL};
 pub use headers::{HeaderList, Limits};
+pub use refusal::Refusal;
 pub use server::{http_response, Request};
 
 use base64::Engine;
@@ -36,7 +44,12 @@ pub fn accept_key(key: &str) -> String {
 
 /// A fresh `Sec-WebSocket-Key`: 16 random bytes, base64-encoded (RFC 6455 §4.1).
 pub fn generate_key() -> String {
-    base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 16]>())
+    encode_key(&rand::random::<[u8; 16]>())
+}
+
+/// The `Sec-WebSocket-Key` for a 16-byte nonce.
+fn encode_key(nonce: &[u8; 16]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(nonce)
 }
 
 /// Whether a comma-separated header value holds `token`, compared without regard to case

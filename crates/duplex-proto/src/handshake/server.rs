@@ -5,6 +5,7 @@ use base64::Engine;
 use super::accept_key;
 use super::error::HandshakeError;
 use super::headers::{HeaderList, Limits};
+use super::negotiation;
 
 /// An HTTP request head, which may or may not ask for a WebSocket upgrade.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -67,7 +68,7 @@ impl Request {
 
     /// The subprotocols the client offers, in its order of preference.
     pub fn protocols(&self) -> Vec<&str> {
-        self.headers.tokens("sec-websocket-protocol").collect()
+        negotiation::offered_protocols(&self.headers)
     }
 
     /// Whether this asks for a WebSocket (an `Upgrade: websocket` header). Requests that do not can
@@ -81,7 +82,7 @@ impl Request {
     /// [`Request::accept_response`], or `None` to answer without it. See
     /// [`DeflateConfig::negotiate`](crate::DeflateConfig::negotiate).
     pub fn negotiate_deflate(&self, config: &crate::DeflateConfig) -> Option<(crate::DeflateParams, String)> {
-        config.negotiate(self.headers.get_all("sec-websocket-extensions"))
+        negotiation::negotiate_deflate(&self.headers, config)
     }
 
     /// Checks the request against RFC 6455 §4.2.1 and returns its `Sec-WebSocket-Key`.
