@@ -1,5 +1,6 @@
 //! Options of the tokio layer, each with its default and the reason for it.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use duplex_proto::handshake::Limits;
@@ -10,23 +11,25 @@ use duplex_proto::handshake::Limits;
 /// use std::time::Duration;
 /// let config = duplex::Config::default()
 ///     .max_message_size(1 << 20)
+///     .keepalive(Some(Duration::from_secs(30)), Duration::from_secs(10))
 ///     .handshake_timeout(Duration::from_secs(5));
 /// assert_eq!(config.protocol.max_message_size, 1 << 20);
+/// assert_eq!(config.protocol.ping_interval, Some(Duration::from_secs(30)));
 /// ```
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct Config {
-    /// The protocol core's limits and options (frame and message size, streaming, auto-pong).
-    pub protocol: duplex_proto::Config,
+    /// The protocol core's limits, options and timeouts (frame and message size, streaming,
+    /// auto-pong, permessage-deflate, keepalive, idle and close timeouts), shared by every
+    /// connection made with this configuration. Set them with the builders below, or change one
+    /// field with `Arc::make_mut(&mut config.protocol).max_frame_size = n`.
+    pub protocol: Arc<duplex_proto::Config>,
     /// Limits on the opening handshake's HTTP head (size 8 KiB, 64 headers): over them a server
     /// answers 431.
     pub handshake_limits: Limits,
     /// How long the opening handshake may take, from TCP accept (or connect) to the end of the
     /// upgrade. Default 10 s: a client that trickles its headers is dropped after that.
     pub handshake_timeout: Duration,
-    /// How long to wait for the peer's close frame (after ours) and for the TCP close that follows.
-    /// Default 5 s; then the connection is dropped.
-    pub close_timeout: Duration,
     /// `send` waits for the socket only while more than this many bytes are queued unwritten; up to
     /// it, sends are queued and written as the socket takes them. Default 1 MiB.
     pub write_buffer_limit: usize,
@@ -34,15 +37,6 @@ pub struct Config {
     /// `write_buffer_limit` bytes waiting: the slow-consumer policy. Default
     /// [`SlowConsumer::Reject`]: the send fails with `Full` and the caller decides.
     pub slow_consumer: SlowConsumer,
-    /// Send a ping after this long without receiving anything, and close the connection if nothing
-    /// arrives within [`Config::pong_timeout`] after it: detects half-open connections (a peer
-    /// that vanished without a FIN). Default off in the library; `duplex serve` uses 30 s.
-    pub ping_interval: Option<Duration>,
-    /// How long to wait for any sign of life after a keepalive ping. Default 20 s.
-    pub pong_timeout: Duration,
-    /// Close the connection (1001, "idle timeout") after this long without receiving a message.
-    /// Pings and pongs do not count as activity here. Default off.
-    pub idle_timeout: Option<Duration>,
     /// Servers: the most connections at once, handshakes included; a connection over it is
     /// answered `503 Service Unavailable`. Default 10,000.
     pub max_connections: usize,
@@ -60,7 +54,7 @@ pub struct Config {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum SlowConsumer {
-    /// Fail the send with [`SendError::Full`](crate::outbox::SendError::Full); nothing is queued.
+    /// Fail the send with [`TrySendError::Full`](crate::TrySendError::Full); nothing is queued.
     #[default]
     Reject,
     /// Drop the message for this connection (the send reports it as dropped); the connection
@@ -75,15 +69,11 @@ pub enum SlowConsumer {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            protocol: duplex_proto::Config::default(),
+            protocol: Arc::default(),
             handshake_limits: Limits::default(),
             handshake_timeout: Duration::from_secs(10),
-            close_timeout: Duration::from_secs(5),
             write_buffer_limit: 1 << 20,
             slow_consumer: SlowConsumer::Reject,
-            ping_interval: None,
-            pong_timeout: Duration::from_secs(20),
-            idle_timeout: None,
             max_connections: 10_000,
             allowed_origins: Vec::new(),
             shutdown_grace: Duration::from_secs(5),
@@ -93,20 +83,31 @@ impl Default for Config {
 
 impl Config {
     /// Sets the protocol core's options.
+    ///
+    /// ```
+    /// // Large messages delivered in pieces as they arrive, instead of whole.
+    /// let config = duplex::Config::default().protocol(duplex::proto::Config::default().streaming(true));
+    /// assert!(config.protocol.streaming);
+    /// ```
     pub fn protocol(mut self, protocol: duplex_proto::Config) -> Self {
-        self.protocol = protocol;
+        self.protocol = Arc::new(protocol);
         self
+    }
+
+    /// The protocol options, to change one (copied first if another configuration shares them).
+    fn protocol_mut(&mut self) -> &mut duplex_proto::Config {
+        Arc::make_mut(&mut self.protocol)
     }
 
     /// Sets [`duplex_proto::Config::max_message_size`].
     pub fn max_message_size(mut self, bytes: usize) -> Self {
-        self.protocol.max_message_size = bytes;
+        self.protocol_mut().max_message_size = bytes;
         self
     }
 
     /// Sets [`duplex_proto::Config::max_frame_size`].
     pub fn max_frame_size(mut self, bytes: usize) -> Self {
-        self.protocol.max_frame_size = bytes;
+        self.protocol_mut().max_frame_size = bytes;
         self
     }
 
@@ -116,9 +117,10 @@ impl Config {
         self
     }
 
-    /// Sets [`Config::close_timeout`].
+    /// Sets [`duplex_proto::Config::close_timeout`]: how long to wait for the peer's close frame
+    /// after ours, and then for the transport's end. Default 5 s.
     pub fn close_timeout(mut self, t: Duration) -> Self {
-        self.close_timeout = t;
+        self.protocol_mut().close_timeout = t;
         self
     }
 
@@ -131,13 +133,13 @@ impl Config {
     /// Sets the permessage-deflate options ([`duplex_proto::Config::deflate`]): what a server
     /// accepts and a client offers. On by default.
     pub fn deflate(mut self, deflate: duplex_proto::DeflateConfig) -> Self {
-        self.protocol.deflate = deflate;
+        self.protocol_mut().deflate = deflate;
         self
     }
 
     /// Turns permessage-deflate off: a client does not offer it, a server declines every offer.
     pub fn no_deflate(mut self) -> Self {
-        self.protocol.deflate.enabled = false;
+        self.protocol_mut().deflate.enabled = false;
         self
     }
 
@@ -147,16 +149,21 @@ impl Config {
         self
     }
 
-    /// Sets [`Config::ping_interval`] and [`Config::pong_timeout`].
+    /// Sets [`duplex_proto::Config::ping_interval`] and [`duplex_proto::Config::pong_timeout`]:
+    /// a ping after that long without receiving anything, and the connection ends with
+    /// [`Error::Timeout`](crate::Error::Timeout) if nothing arrives within the pong timeout after
+    /// it. Detects half-open connections. Off by default in the library; `duplex serve` uses 30 s.
     pub fn keepalive(mut self, ping_interval: Option<Duration>, pong_timeout: Duration) -> Self {
-        self.ping_interval = ping_interval;
-        self.pong_timeout = pong_timeout;
+        let p = self.protocol_mut();
+        p.ping_interval = ping_interval;
+        p.pong_timeout = pong_timeout;
         self
     }
 
-    /// Sets [`Config::idle_timeout`].
+    /// Sets [`duplex_proto::Config::idle_timeout`]: close (1001, "idle timeout") after that long
+    /// without a message. Off by default.
     pub fn idle_timeout(mut self, t: Option<Duration>) -> Self {
-        self.idle_timeout = t;
+        self.protocol_mut().idle_timeout = t;
         self
     }
 

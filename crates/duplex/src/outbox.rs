@@ -19,8 +19,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::Waker;
 
-use bytes::Bytes;
-use duplex_proto::{CloseFrame, Message};
+use duplex_proto::{CloseFrame, Message, PreparedFrame};
 use futures_util::task::AtomicWaker;
 use tokio::sync::Notify;
 
@@ -30,8 +29,8 @@ use crate::config::SlowConsumer;
 #[derive(Debug)]
 pub(crate) enum Command {
     Message(Message),
-    /// A frame encoded once for many connections (server role).
-    Encoded(Bytes),
+    /// A message framed once for many connections.
+    Prepared(PreparedFrame),
     Close(Option<CloseFrame>),
 }
 
@@ -42,7 +41,7 @@ impl Command {
     fn size(&self) -> usize {
         match self {
             Command::Message(m) => m.len() + frame_overhead(m.len()),
-            Command::Encoded(b) => b.len(),
+            Command::Prepared(f) => f.payload().len() + frame_overhead(f.payload().len()),
             Command::Close(_) => 0,
         }
     }
@@ -58,8 +57,26 @@ fn frame_overhead(len: usize) -> usize {
     2 + length_field + 4
 }
 
+/// Connection ids, unique in the process: a connection's [`Sender`], its entry in a server's
+/// [`Connections`](crate::Connections) and its pub/sub subscriber all go by the same number.
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// What a registry says of a connection: set once, when it is registered.
+#[derive(Debug)]
+pub(crate) struct Registered {
+    pub(crate) peer: std::net::SocketAddr,
+    /// The request target; "/" (most connections') without an allocation.
+    pub(crate) path: std::borrow::Cow<'static, str>,
+    pub(crate) opened: std::time::Instant,
+}
+
 /// The state a [`Sender`] shares with its socket.
 pub(crate) struct Shared {
+    /// The connection's id (see [`Sender::id`]).
+    pub(crate) id: u64,
+    /// Kept here rather than in the registry's map: this state exists for every registered
+    /// connection anyway, and the map then holds only a pointer per connection.
+    pub(crate) registered: std::sync::OnceLock<Registered>,
     queue: Mutex<VecDeque<Command>>,
     queued_bytes: AtomicUsize,
     /// Bytes queued in the socket itself (written back by the socket on every poll).
@@ -84,6 +101,8 @@ pub(crate) struct Shared {
 impl Shared {
     pub(crate) fn new(limit: usize, policy: SlowConsumer) -> Arc<Shared> {
         Arc::new(Shared {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            registered: std::sync::OnceLock::new(),
             queue: Mutex::new(VecDeque::new()),
             queued_bytes: AtomicUsize::new(0),
             socket_buffered: AtomicUsize::new(0),
@@ -145,21 +164,21 @@ impl Shared {
         self.room.notify_waiters();
     }
 
-    fn push(&self, cmd: Command) -> Result<(), SendError> {
+    fn push(&self, cmd: Command) -> Result<(), TrySendError> {
         self.push_with(cmd, self.policy)
     }
 
     /// Queues `cmd` if there is room; otherwise gives it back with the reason.
-    fn try_push(&self, cmd: Command) -> Result<(), (SendError, Command)> {
+    fn try_push(&self, cmd: Command) -> Result<(), (TrySendError, Command)> {
         if self.closed.load(Ordering::Acquire) || self.closing.load(Ordering::Acquire) {
-            return Err((SendError::Closed, cmd));
+            return Err((TrySendError::Closed, cmd));
         }
         let size = cmd.size();
         // Checked and counted under the lock, so concurrent senders cannot pass the limit together.
         let mut queue = self.lock();
         let buffered = self.buffered();
         if size > 0 && buffered + size > self.limit {
-            return Err((SendError::Full { buffered, limit: self.limit }, cmd));
+            return Err((TrySendError::Full { buffered, limit: self.limit }, cmd));
         }
         queue.push_back(cmd);
         self.queued_bytes.fetch_add(size, Ordering::AcqRel);
@@ -169,20 +188,22 @@ impl Shared {
         Ok(())
     }
 
-    fn push_with(&self, cmd: Command, policy: SlowConsumer) -> Result<(), SendError> {
+    fn push_with(&self, cmd: Command, policy: SlowConsumer) -> Result<(), TrySendError> {
         let full = match self.try_push(cmd) {
             Ok(()) => return Ok(()),
-            Err((full @ SendError::Full { .. }, _)) => full,
+            Err((full @ TrySendError::Full { .. }, _)) => full,
             Err((e, _)) => return Err(e),
         };
         match policy {
             SlowConsumer::Reject => Err(full),
             SlowConsumer::Drop => {
                 self.dropped.fetch_add(1, Ordering::Relaxed);
-                Err(SendError::Dropped)
+                crate::metrics::slow_consumer_dropped();
+                Err(TrySendError::Dropped)
             }
             SlowConsumer::Close(code) => {
                 if !self.closing.swap(true, Ordering::AcqRel) {
+                    crate::metrics::slow_consumer_closed();
                     tracing::debug!(
                         buffered = self.buffered(),
                         limit = self.limit,
@@ -192,16 +213,24 @@ impl Shared {
                     self.pending.fetch_add(1, Ordering::AcqRel);
                     self.waker.wake();
                 }
-                Err(SendError::Closed)
+                Err(TrySendError::Closed)
             }
         }
     }
 }
 
-/// Why a [`Sender`] could not queue a message.
+/// Why a [`Sender`] could not queue a message. It converts into [`Error`](crate::Error), so
+/// `sender.send(m)?` works in a function returning [`duplex::Result`](crate::Result).
+///
+/// ```
+/// fn push(sender: &duplex::Sender) -> duplex::Result<()> {
+///     sender.send("tick")?;
+///     Ok(())
+/// }
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum SendError {
+pub enum TrySendError {
     /// The connection has ended, or is closing.
     Closed,
     /// The message was dropped for this connection by [`SlowConsumer::Drop`]: it is over its
@@ -218,12 +247,12 @@ pub enum SendError {
     },
 }
 
-impl fmt::Display for SendError {
+impl fmt::Display for TrySendError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            SendError::Closed => f.write_str("the connection has closed or is closing"),
-            SendError::Dropped => f.write_str("dropped: the connection is not reading fast enough"),
-            SendError::Full { buffered, limit } => write!(
+            TrySendError::Closed => f.write_str("the connection has closed or is closing"),
+            TrySendError::Dropped => f.write_str("dropped: the connection is not reading fast enough"),
+            TrySendError::Full { buffered, limit } => write!(
                 f,
                 "the connection already has {buffered} bytes waiting to be written (limit {limit}): the peer is not reading fast enough"
             ),
@@ -231,7 +260,7 @@ impl fmt::Display for SendError {
     }
 }
 
-impl std::error::Error for SendError {}
+impl std::error::Error for TrySendError {}
 
 /// A handle that sends to one connection from any task. Cloning it is cheap. See the
 /// [module docs](self).
@@ -242,21 +271,25 @@ pub struct Sender {
 
 impl fmt::Debug for Sender {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Sender").field("closed", &self.is_closed()).field("buffered", &self.buffered_amount()).finish()
+        f.debug_struct("Sender")
+            .field("id", &self.id())
+            .field("closed", &self.is_closed())
+            .field("buffered", &self.buffered_amount())
+            .finish()
     }
 }
 
 impl Sender {
     /// Queues a message for the connection. Fails at once, without waiting, if the connection has
     /// ended or has more than its write buffer limit waiting.
-    pub fn send(&self, message: impl Into<Message>) -> Result<(), SendError> {
+    pub fn send(&self, message: impl Into<Message>) -> Result<(), TrySendError> {
         self.shared.push(Command::Message(message.into()))
     }
 
     /// Queues a message, waiting (without a timeout) while the connection is over its write buffer
     /// limit, whatever the slow-consumer policy: for producers that must not lose anything and
     /// can afford to go at the pace of this one reader.
-    pub async fn send_wait(&self, message: impl Into<Message>) -> Result<(), SendError> {
+    pub async fn send_wait(&self, message: impl Into<Message>) -> Result<(), TrySendError> {
         let mut cmd = Command::Message(message.into());
         loop {
             let notified = self.shared.room.notified();
@@ -265,7 +298,7 @@ impl Sender {
             self.shared.waiting.fetch_add(1, Ordering::AcqRel);
             let result = self.shared.try_push(cmd);
             match result {
-                Err((SendError::Full { .. }, returned)) => {
+                Err((TrySendError::Full { .. }, returned)) => {
                     notified.await;
                     self.shared.waiting.fetch_sub(1, Ordering::AcqRel);
                     cmd = returned;
@@ -282,15 +315,24 @@ impl Sender {
         }
     }
 
-    /// Queues a frame encoded once for many connections
-    /// ([`encode_server_frame`](duplex_proto::encode_server_frame)); server connections only.
-    pub fn send_encoded(&self, frame: Bytes) -> Result<(), SendError> {
-        self.shared.push(Command::Encoded(frame))
+    /// Queues a message framed once for many connections ([`PreparedFrame`]): a server
+    /// connection shares the frame's bytes (compressed once, when its compressor keeps no
+    /// context) with every other connection it is sent to.
+    pub fn send_prepared(&self, frame: &PreparedFrame) -> Result<(), TrySendError> {
+        self.shared.push(Command::Prepared(frame.clone()))
     }
 
     /// Starts the close handshake with `frame` (after everything queued before it).
-    pub fn close(&self, frame: Option<CloseFrame>) -> Result<(), SendError> {
+    pub fn close(&self, frame: Option<CloseFrame>) -> Result<(), TrySendError> {
         self.shared.push(Command::Close(frame))
+    }
+
+    /// The connection's id: unique in the process, the same in the server's
+    /// [`Connections`](crate::Connections), in `duplex serve`'s console and logs (`#12`), and as
+    /// the connection's pub/sub subscriber. Ids count up from 1 in the order connections first
+    /// had a sender.
+    pub fn id(&self) -> u64 {
+        self.shared.id
     }
 
     /// Whether the connection has ended.
@@ -323,7 +365,7 @@ mod tests {
         assert_eq!(Command::Message(Message::from("x".repeat(125))).size(), 125 + 2 + 4);
         assert_eq!(Command::Message(Message::from("x".repeat(126))).size(), 126 + 4 + 4);
         assert_eq!(Command::Message(Message::from(vec![0u8; 70_000])).size(), 70_000 + 10 + 4);
-        assert_eq!(Command::Encoded(Bytes::from_static(b"abc")).size(), 3);
+        assert_eq!(Command::Prepared(PreparedFrame::new("abc")).size(), 3 + 2 + 4);
     }
 
     #[test]
@@ -334,7 +376,7 @@ mod tests {
         for _ in 0..10 {
             sender.send(msg.as_str()).unwrap();
         }
-        assert!(matches!(sender.send(msg.as_str()), Err(SendError::Full { buffered: 1000, limit: 1000 })));
+        assert!(matches!(sender.send(msg.as_str()), Err(TrySendError::Full { buffered: 1000, limit: 1000 })));
         // The socket takes the queue: until it reports its own figure, the bytes count as its.
         let taken = shared.take(&noop_waker()).unwrap();
         assert_eq!(taken.len(), 10);

@@ -14,40 +14,65 @@
 //! # }
 //! ```
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+#![cfg_attr(not(feature = "server"), allow(dead_code, reason = "a server admits, counts and drains connections"))]
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use duplex_proto::{CloseCode, CloseFrame};
 use tokio::sync::Notify;
 
 use crate::outbox::Sender;
+use crate::registry::Connections;
 
 /// The connections of one server.
 #[derive(Debug, Default)]
 pub(crate) struct Tracker {
     /// TCP connections accepted and not yet dropped (handshakes included).
     active: AtomicUsize,
-    next_id: AtomicU64,
-    live: Mutex<HashMap<u64, Sender>>,
+    /// The WebSockets among them: the server's one registry.
+    pub(crate) connections: Connections,
     shutting_down: AtomicBool,
+    /// The server speaks TLS (the `transport` label of its connection metrics).
+    pub(crate) tls: AtomicBool,
     /// Fired when shutdown starts.
     started: Notify,
     /// Fired when the last connection goes away during shutdown.
     drained: Notify,
 }
 
-/// One accepted connection's place in its server's count; dropping it gives the place back.
+/// One accepted connection's place in its server's count and, once it is a WebSocket, in its
+/// connections; dropping it gives both back.
 #[derive(Debug)]
 pub(crate) struct Permit {
+    /// `None` for a connection no server counts (an `Incoming` made by hand), or once the permit
+    /// became a [`Slot`].
+    tracker: Option<Arc<Tracker>>,
+    /// Its place in its address's count, when the server has per-address limits.
+    #[cfg(feature = "ip-limits")]
+    pub(crate) ip: Option<crate::ip_limit::IpPermit>,
+}
+
+/// An accepted WebSocket's place in its server's count and connections: a [`Permit`] with the
+/// connection's id; dropping it gives both back. Kept apart from the permit so that a handshake in
+/// progress (every connection's task holds one) carries no id field.
+#[derive(Debug)]
+pub(crate) struct Slot {
     tracker: Arc<Tracker>,
-    id: Option<u64>,
+    id: u64,
+    #[cfg(feature = "ip-limits")]
+    _ip: Option<crate::ip_limit::IpPermit>,
 }
 
 impl Tracker {
     pub(crate) fn admit(self: &Arc<Self>) -> Permit {
         self.active.fetch_add(1, Ordering::AcqRel);
-        Permit { tracker: self.clone(), id: None }
+        Permit {
+            tracker: Some(self.clone()),
+            #[cfg(feature = "ip-limits")]
+            ip: None,
+        }
     }
 
     pub(crate) fn active(&self) -> usize {
@@ -67,17 +92,11 @@ impl Tracker {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Sender>> {
-        self.live.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
     /// Sends close 1001 to every open WebSocket and waits for all connections to end, at most
     /// `grace`. Returns how many were still open then, and their undelivered bytes.
     pub(crate) async fn drain(&self, grace: std::time::Duration) -> (usize, usize) {
-        let senders: Vec<Sender> = self.lock().values().cloned().collect();
-        for s in &senders {
-            let _ = s.close(Some(CloseFrame::new(CloseCode::GOING_AWAY, "server shutting down")));
-        }
+        // RFC 6455 §7.4.1: 1001, the server is going away.
+        self.connections.close_all(Some(CloseFrame::new(CloseCode::GOING_AWAY, "server shutting down")));
         let deadline = tokio::time::Instant::now() + grace;
         loop {
             let drained = self.drained.notified();
@@ -87,41 +106,69 @@ impl Tracker {
                 return (0, 0);
             }
             if tokio::time::timeout_at(deadline, drained).await.is_err() {
-                let left: Vec<Sender> = self.lock().values().cloned().collect();
-                let bytes = left.iter().map(Sender::buffered_amount).sum();
-                return (self.active(), bytes);
+                return (self.active(), self.connections.buffered_amount());
             }
         }
     }
 }
 
 impl Permit {
+    /// A permit of no server.
+    pub(crate) fn none() -> Permit {
+        Permit {
+            tracker: None,
+            #[cfg(feature = "ip-limits")]
+            ip: None,
+        }
+    }
+
     /// Connections the server has now.
-    pub(crate) fn active(&self) -> usize {
-        self.tracker.active()
+    pub(crate) fn active(&self) -> Option<usize> {
+        self.tracker.as_ref().map(|t| t.active())
     }
 
     pub(crate) fn is_shutting_down(&self) -> bool {
-        self.tracker.is_shutting_down()
+        self.tracker.as_ref().is_some_and(|t| t.is_shutting_down())
     }
 
-    /// Records the WebSocket this connection became, so shutdown can close it.
-    pub(crate) fn attach(&mut self, sender: Sender) {
-        let id = self.tracker.next_id.fetch_add(1, Ordering::Relaxed);
-        self.tracker.lock().insert(id, sender);
-        self.id = Some(id);
+    /// Registers the WebSocket this connection became in the server's connections, so the
+    /// console, `/list`, pub/sub and shutdown find it; the entry goes with the slot.
+    pub(crate) fn register(mut self, sender: Sender, peer: SocketAddr, path: &str) -> Option<Slot> {
+        let tracker = self.tracker.take()?;
+        let id = tracker.connections.insert(sender, peer, path.to_owned());
+        crate::metrics::connection_opened(tracker.tls.load(Ordering::Relaxed));
+        Some(Slot {
+            tracker,
+            id,
+            #[cfg(feature = "ip-limits")]
+            _ip: self.ip.take(),
+        })
+    }
+}
+
+impl Tracker {
+    /// A connection is gone.
+    fn release(&self) {
+        let left = self.active.fetch_sub(1, Ordering::AcqRel) - 1;
+        if left == 0 && self.is_shutting_down() {
+            self.drained.notify_waiters();
+        }
     }
 }
 
 impl Drop for Permit {
     fn drop(&mut self) {
-        if let Some(id) = self.id {
-            self.tracker.lock().remove(&id);
+        if let Some(t) = self.tracker.take() {
+            t.release();
         }
-        let left = self.tracker.active.fetch_sub(1, Ordering::AcqRel) - 1;
-        if left == 0 && self.tracker.is_shutting_down() {
-            self.tracker.drained.notify_waiters();
-        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.tracker.connections.unregister(self.id);
+        crate::metrics::connection_closed(self.tracker.tls.load(Ordering::Relaxed));
+        self.tracker.release();
     }
 }
 

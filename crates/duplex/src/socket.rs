@@ -20,11 +20,9 @@ use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
 use bytes::Buf;
-use duplex_proto::{CloseFrame, Connection, Event, Message, MessageKind, Role, State};
+use duplex_proto::{CloseFrame, CloseInfo, Connection, Event, Message, MessageKind, PreparedFrame, Role, Transport};
 use futures_core::Stream;
-use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-
 use tokio::time::{Instant, Sleep};
 
 use crate::config::Config;
@@ -37,18 +35,6 @@ const SCRATCH_SIZE: usize = 64 * 1024;
 thread_local! {
     /// One receive buffer per runtime thread, shared by every connection polled on it.
     static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0; SCRATCH_SIZE].into_boxed_slice());
-}
-
-/// Where the connection stands, from the transport's point of view.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Phase {
-    /// Frames flow.
-    Open,
-    /// The close handshake is over or the connection failed: flush, shut down the write side,
-    /// wait for the peer's TCP close (bounded by the close timeout).
-    Closing { shut_down: bool },
-    /// Nothing more will happen.
-    Done,
 }
 
 /// An open WebSocket connection. See the [module docs](self).
@@ -64,41 +50,33 @@ enum Phase {
 /// ```
 pub struct WebSocket<S> {
     io: S,
+    /// The protocol, with every rule about closing and time; this type only drives it.
     conn: Connection,
     /// Shared with the server and its other connections: no per-connection copy.
     config: Arc<Config>,
-    phase: Phase,
-    /// The deadline of the close handshake, armed only once it starts.
-    close_timer: Option<Pin<Box<Sleep>>>,
-    /// An error to report once the closing phase is over.
-    error: Option<Error>,
-    protocol: Option<String>,
+    /// The core asked to finish the transport and the shutdown has not completed yet.
+    shutting_down: bool,
+    /// Nothing more will happen: the core terminated the connection, or the transport failed.
+    done: bool,
+    /// The one timer of this connection, set to the core's next deadline; allocated when the core
+    /// first has one.
+    timer: Option<Pin<Box<Sleep>>>,
+    /// An error to report once the connection is over (boxed: an open connection holds none).
+    error: Option<Box<Error>>,
+    protocol: Option<Box<str>>,
     /// Where [`Sender`]s queue messages for this connection, once one was asked for.
     outbox: Option<Arc<outbox::Shared>>,
-    /// This end sent the first close frame.
-    closed_by_us: bool,
-    /// Keepalive and idle timeout, only when configured.
-    liveness: Option<Liveness>,
     /// Bytes were written since the transport was last flushed.
     unflushed: bool,
-    /// A server connection's place in its server's count (dropped with the socket).
-    permit: Option<crate::shutdown::Permit>,
-}
-
-/// The keepalive ping and idle timeout of one connection: one timer, re-armed only when it fires.
-/// Reads just set a flag; the timer turns flags into timestamps, so the hot path never reads the
-/// clock.
-struct Liveness {
-    sleep: Pin<Box<Sleep>>,
-    read_seen: bool,
-    message_seen: bool,
-    last_read: Instant,
-    last_message: Instant,
-    ping_sent: Option<Instant>,
+    /// A server connection's place in its server's count and connections (dropped with the
+    /// socket).
+    #[cfg_attr(not(feature = "server"), allow(dead_code, reason = "only a server sets it"))]
+    slot: Option<crate::shutdown::Slot>,
 }
 
 impl<S> Drop for WebSocket<S> {
     fn drop(&mut self) {
+        crate::metrics::closed(self.conn.close_info());
         if let Some(o) = &self.outbox {
             o.close();
         }
@@ -110,28 +88,18 @@ impl<S> std::fmt::Debug for WebSocket<S> {
         f.debug_struct("WebSocket")
             .field("role", &self.conn.role())
             .field("state", &self.conn.state())
-            .field("phase", &self.phase)
+            .field("done", &self.done)
             .field("buffered", &self.conn.buffered_amount())
             .finish()
     }
 }
 
 impl<S> WebSocket<S> {
-    /// How the close handshake went: the frame that started it, and whether this end sent it.
-    /// `None` until a close frame has been sent or received. A browser's `CloseEvent` shows the
-    /// code and reason of the frame that started the handshake, whichever end sent it.
-    pub fn closing_frame(&self) -> Option<(Option<CloseFrame>, bool)> {
-        if self.closed_by_us {
-            let sent = self.conn.close_sent().cloned().filter(|f| f.code != duplex_proto::CloseCode::NO_STATUS);
-            Some((sent, true))
-        } else {
-            self.conn.close_received().map(|f| (f.clone(), false))
-        }
-    }
-
-    /// The close frame the peer sent, once it has: `Some(None)` if it had no code.
-    pub fn close_frame(&self) -> Option<&Option<CloseFrame>> {
-        self.conn.close_received()
+    /// How the close handshake went: the close frame that started it and which end sent it (a
+    /// browser's `CloseEvent` shows that frame's code and reason). `None` until a close frame has
+    /// been sent or received.
+    pub fn close_info(&self) -> Option<CloseInfo> {
+        self.conn.close_info()
     }
 
     /// Bytes queued but not yet written to the transport (a browser's `bufferedAmount`).
@@ -141,7 +109,14 @@ impl<S> WebSocket<S> {
 
     /// Whether the connection is fully closed (nothing more to receive or send).
     pub fn is_closed(&self) -> bool {
-        self.phase == Phase::Done
+        self.done
+    }
+
+    /// The connection's id ([`Sender::id`]): `Some` for every connection a
+    /// [`Server`](crate::Server) accepted (it is in the server's
+    /// [`connections`](crate::Server::connections)) and for any socket a [`Sender`] was made for.
+    pub fn id(&self) -> Option<u64> {
+        self.outbox.as_ref().map(|o| o.id)
     }
 
     /// The subprotocol agreed in the handshake.
@@ -149,7 +124,7 @@ impl<S> WebSocket<S> {
         self.protocol.as_deref()
     }
 
-    /// The protocol state machine (read-only): state, close frames, failure.
+    /// The protocol state machine (read-only): state, close information, failure.
     pub fn connection(&self) -> &Connection {
         &self.conn
     }
@@ -159,6 +134,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// Wraps a transport on which the opening handshake is already done — by this crate's
     /// server or client, or by another HTTP server (hyper, axum) that upgraded the connection.
     /// `leftover` holds bytes read past the handshake: frames the peer sent in the same packet.
+    ///
+    /// ```
+    /// use duplex::{Config, Message, Role, WebSocket};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> duplex::Result<()> {
+    /// // Two ends of an in-memory stream stand in for a connection another server upgraded.
+    /// let (a, b) = tokio::io::duplex(4096);
+    /// let mut client = WebSocket::from_upgraded(a, Role::Client, Config::default(), &[]);
+    /// let mut server = WebSocket::from_upgraded(b, Role::Server, Config::default(), &[]);
+    /// client.send("hello").await?;
+    /// assert_eq!(server.recv().await.transpose()?, Some(Message::Text("hello".into())));
+    /// # Ok(()) }
+    /// ```
     pub fn from_upgraded(io: S, role: Role, config: impl Into<Arc<Config>>, leftover: &[u8]) -> Self {
         Self::from_upgraded_with_deflate(io, role, config, None, leftover)
     }
@@ -178,53 +166,85 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         if !leftover.is_empty() {
             conn.receive(leftover);
         }
-        let liveness = (config.ping_interval.is_some() || config.idle_timeout.is_some()).then(|| {
-            let now = Instant::now();
-            Liveness {
-                sleep: Box::pin(tokio::time::sleep_until(now + first_check(&config))),
-                read_seen: false,
-                message_seen: false,
-                last_read: now,
-                last_message: now,
-                ping_sent: None,
-            }
-        });
         WebSocket {
             io,
             conn,
             config,
-            phase: Phase::Open,
-            close_timer: None,
+            shutting_down: false,
+            done: false,
+            timer: None,
             error: None,
             protocol: None,
             outbox: None,
-            closed_by_us: false,
-            liveness,
             unflushed: false,
-            permit: None,
+            slot: None,
         }
     }
 
-    pub(crate) fn set_permit(&mut self, permit: crate::shutdown::Permit) {
-        self.permit = Some(permit);
+    /// Ties a socket a server accepted to its place in the server's count and connections.
+    #[cfg_attr(not(feature = "server"), allow(dead_code, reason = "only a server sets it"))]
+    pub(crate) fn set_slot(&mut self, slot: crate::shutdown::Slot) {
+        self.slot = Some(slot);
     }
 
+    #[cfg_attr(not(any(feature = "server", feature = "client")), allow(dead_code, reason = "for either role"))]
     pub(crate) fn with_protocol(mut self, protocol: Option<String>) -> Self {
-        self.protocol = protocol;
+        self.protocol = protocol.map(String::into_boxed_str);
         self
     }
 
     /// A handle to send to this connection from other tasks. Messages sent through it are written
     /// by this socket's task while it is polled (while the application awaits
     /// [`recv`](WebSocket::recv) or [`next_event`](WebSocket::next_event)).
+    ///
+    /// ```
+    /// # async fn pair() -> (duplex::WebSocket<tokio::io::DuplexStream>, duplex::WebSocket<tokio::io::DuplexStream>) {
+    /// #     let (a, b) = tokio::io::duplex(4096);
+    /// #     let c = duplex::Config::default();
+    /// #     (duplex::WebSocket::from_upgraded(a, duplex::Role::Client, c.clone(), &[]),
+    /// #      duplex::WebSocket::from_upgraded(b, duplex::Role::Server, c, &[]))
+    /// # }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> duplex::Result<()> {
+    /// # let (mut client, mut server) = pair().await;
+    /// let sender = server.sender();
+    /// // The socket writes what its senders queue while its own task polls it (here, `recv`).
+    /// tokio::spawn(async move { while let Some(Ok(_)) = server.recv().await {} });
+    /// sender.send("from another task")?; // not async: from any task or thread
+    /// assert_eq!(client.recv().await.transpose()?, Some("from another task".into()));
+    /// # Ok(()) }
+    /// ```
     pub fn sender(&mut self) -> Sender {
         let shared = self
             .outbox
             .get_or_insert_with(|| outbox::Shared::new(self.config.write_buffer_limit, self.config.slow_consumer));
-        if self.phase == Phase::Done {
+        if self.done {
             shared.close();
         }
         Sender { shared: shared.clone() }
+    }
+
+    /// Hands a message to the core and counts it as sent (the one place a data message is counted).
+    fn queue_message(conn: &mut Connection, message: Message) -> Result<(), duplex_proto::SendError> {
+        let (kind, len) = (message.kind(), message.len());
+        conn.send(message)?;
+        crate::metrics::message_sent(kind, len);
+        Ok(())
+    }
+
+    /// As `queue_message`, for a frame prepared once for many connections.
+    fn queue_prepared(conn: &mut Connection, frame: &PreparedFrame) -> Result<(), duplex_proto::SendError> {
+        conn.send_prepared(frame)?;
+        crate::metrics::message_sent(frame.kind(), frame.payload().len());
+        Ok(())
+    }
+
+    /// Counts a data message sent, for [`Sender::message_counts`](crate::Sender::message_counts)
+    /// and the registry's `messages_out` (a socket with senders only).
+    fn count_sent(outbox: Option<&Arc<outbox::Shared>>) {
+        if let Some(o) = outbox {
+            o.messages_out.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
     }
 
     /// Moves what senders queued into the protocol's outgoing queue.
@@ -234,22 +254,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         for cmd in commands {
             let result = match cmd {
                 Command::Message(m) => {
-                    shared.messages_out.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    self.conn.send(m)
+                    Self::count_sent(Some(shared));
+                    Self::queue_message(&mut self.conn, m)
                 }
-                Command::Encoded(frame) => {
-                    shared.messages_out.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    self.conn.send_encoded(frame)
+                Command::Prepared(frame) => {
+                    Self::count_sent(Some(shared));
+                    Self::queue_prepared(&mut self.conn, &frame)
                 }
-                Command::Close(frame) => {
-                    let r = self.conn.close(frame);
-                    self.closed_by_us |= r.is_ok() && self.conn.close_received().is_none();
-                    if r.is_ok() && self.close_timer.is_none() {
-                        self.close_timer =
-                            Some(Box::pin(tokio::time::sleep_until(Instant::now() + self.config.close_timeout)));
-                    }
-                    r
-                }
+                Command::Close(frame) => self.conn.close(frame),
             };
             if let Err(e) = result {
                 tracing::debug!("dropped a queued send: {e}");
@@ -261,6 +273,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         if let (Some(o), Event::Message(_)) = (&self.outbox, event) {
             o.messages_in.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
+        match event {
+            Event::Message(m) => crate::metrics::message_received(m.kind(), m.len()),
+            Event::Fragment(_) => {}
+            Event::Ping(_) => crate::metrics::control_received(0),
+            Event::Pong(_) => {
+                crate::metrics::control_received(1);
+                if let Some(sent) = self.conn.keepalive_ping_sent() {
+                    crate::metrics::ping_rtt(sent);
+                }
+            }
+            Event::Close(_) => crate::metrics::control_received(2),
+        }
     }
 
     /// The transport.
@@ -269,8 +293,27 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     }
 
     /// Receives the next message. Pings are answered and pongs skipped; `None` once the connection
-    /// has closed (the peer's close frame is then in [`WebSocket::close_frame`]). An `Err` is the
+    /// has closed (how, in [`WebSocket::close_info`]). An `Err` is the
     /// reason the connection ended abnormally, reported after the close handshake was attempted.
+    ///
+    /// ```
+    /// # async fn pair() -> (duplex::WebSocket<tokio::io::DuplexStream>, duplex::WebSocket<tokio::io::DuplexStream>) {
+    /// #     let (a, b) = tokio::io::duplex(4096);
+    /// #     let c = duplex::Config::default();
+    /// #     (duplex::WebSocket::from_upgraded(a, duplex::Role::Client, c.clone(), &[]),
+    /// #      duplex::WebSocket::from_upgraded(b, duplex::Role::Server, c, &[]))
+    /// # }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> duplex::Result<()> {
+    /// # let (mut client, mut server) = pair().await;
+    /// client.send("ping?").await?;
+    /// while let Some(message) = server.recv().await {
+    ///     let message = message?;
+    ///     assert_eq!(message.as_text(), Some("ping?"));
+    ///     break;
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn recv(&mut self) -> Option<Result<Message>> {
         poll_fn(|cx| self.poll_recv(cx)).await
     }
@@ -282,18 +325,63 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     }
 
     /// Sends a message: queues it and waits until it is written (with anything queued before).
+    ///
+    /// ```
+    /// use duplex::Message;
+    /// # async fn pair() -> (duplex::WebSocket<tokio::io::DuplexStream>, duplex::WebSocket<tokio::io::DuplexStream>) {
+    /// #     let (a, b) = tokio::io::duplex(4096);
+    /// #     let c = duplex::Config::default();
+    /// #     (duplex::WebSocket::from_upgraded(a, duplex::Role::Client, c.clone(), &[]),
+    /// #      duplex::WebSocket::from_upgraded(b, duplex::Role::Server, c, &[]))
+    /// # }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> duplex::Result<()> {
+    /// # let (mut client, mut server) = pair().await;
+    /// client.send("text").await?; // &str and String are text,
+    /// client.send(vec![1u8, 2, 3]).await?; // Vec<u8> and Bytes binary
+    /// assert_eq!(server.recv().await.transpose()?, Some(Message::Text("text".into())));
+    /// assert_eq!(server.recv().await.transpose()?, Some(Message::Binary(vec![1u8, 2, 3].into())));
+    /// # Ok(()) }
+    /// ```
     pub async fn send(&mut self, message: impl Into<Message>) -> Result<()> {
-        self.conn.send(message.into())?;
-        if let Some(o) = &self.outbox {
-            o.messages_out.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        }
+        self.queue(message.into())?;
         self.after_queue().await
+    }
+
+    /// Queues a message written by this socket's own task (`send`, `feed`, the `Sink`): counted
+    /// once, here and in the connection's own count.
+    pub(crate) fn queue(&mut self, message: Message) -> Result<()> {
+        Self::queue_message(&mut self.conn, message)?;
+        Self::count_sent(self.outbox.as_ref());
+        Ok(())
+    }
+
+    /// Ready to take another message: at most [`Config::write_buffer_limit`] bytes queued
+    /// (writing until then), or an error once the connection is closed (a `Sink`'s `poll_ready`).
+    pub fn poll_ready_to_send(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        if self.done || self.conn.state() != duplex_proto::State::Open {
+            return Poll::Ready(Err(Error::Closed));
+        }
+        if self.conn.buffered_amount() > self.config.write_buffer_limit {
+            ready!(self.poll_flush(cx))?;
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// Starts the close handshake if this end has not, then writes everything queued with the
+    /// close frame (a `Sink`'s `poll_close`). Keep receiving to see the peer's answer.
+    pub fn poll_close(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        if !self.done && self.conn.state() == duplex_proto::State::Open {
+            self.start_close(None)?;
+        }
+        self.poll_flush(cx)
     }
 
     /// Queues a message without waiting for it to be written, unless more than
     /// [`Config::write_buffer_limit`] bytes are queued. Follow with [`WebSocket::flush`].
     pub async fn feed(&mut self, message: impl Into<Message>) -> Result<()> {
-        self.conn.send(message.into())?;
+        Self::queue_message(&mut self.conn, message.into())?;
+        Self::count_sent(self.outbox.as_ref());
         if self.conn.buffered_amount() > self.config.write_buffer_limit {
             self.flush().await?;
         }
@@ -306,9 +394,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         self.after_queue().await
     }
 
-    /// Sends a frame encoded once for many connections ([`duplex_proto::encode_server_frame`]).
-    pub async fn send_encoded(&mut self, frame: bytes::Bytes) -> Result<()> {
-        self.conn.send_encoded(frame)?;
+    /// Sends a message framed once for many connections ([`PreparedFrame`]).
+    pub async fn send_prepared(&mut self, frame: &PreparedFrame) -> Result<()> {
+        Self::queue_prepared(&mut self.conn, frame)?;
+        Self::count_sent(self.outbox.as_ref());
         self.after_queue().await
     }
 
@@ -318,21 +407,60 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         self.flush().await
     }
 
+    /// Sends a pong (at most 125 bytes): an unsolicited one is a one-way heartbeat (RFC 6455
+    /// §5.5.3). Pings are answered without this.
+    pub async fn pong(&mut self, payload: &[u8]) -> Result<()> {
+        self.queue_pong(payload)?;
+        self.flush().await
+    }
+
+    /// Queues a ping without writing it: it leaves with the next write (`flush`, `send`, `recv`).
+    pub fn queue_ping(&mut self, payload: &[u8]) -> Result<()> {
+        Ok(self.conn.send_ping(payload)?)
+    }
+
+    /// Queues a pong without writing it; see [`queue_ping`](WebSocket::queue_ping).
+    pub fn queue_pong(&mut self, payload: &[u8]) -> Result<()> {
+        Ok(self.conn.send_pong(payload)?)
+    }
+
+    /// Queues the close frame without writing it (what [`close`](WebSocket::close) starts with);
+    /// see [`queue_ping`](WebSocket::queue_ping).
+    pub fn queue_close(&mut self, frame: Option<CloseFrame>) -> Result<()> {
+        self.start_close(frame)
+    }
+
     pub(crate) fn conn_mut(&mut self) -> &mut Connection {
         &mut self.conn
     }
 
     pub(crate) fn start_close(&mut self, frame: Option<CloseFrame>) -> Result<()> {
-        self.conn.close(frame)?;
-        self.closed_by_us = self.conn.close_received().is_none();
-        self.arm_close_timer();
-        Ok(())
+        Ok(self.conn.close(frame)?)
     }
 
     /// Starts the close handshake with `code` and `reason` and writes the close frame. Keep
     /// calling [`WebSocket::recv`] until it returns `None` to finish the handshake (messages the
     /// peer sent meanwhile are still delivered); if the peer does not answer within
-    /// [`Config::close_timeout`] the connection is dropped.
+    /// [`close_timeout`](duplex_proto::Config::close_timeout) the connection ends with
+    /// [`Error::Timeout`].
+    ///
+    /// ```
+    /// use duplex::{CloseCode, CloseFrame};
+    /// # async fn pair() -> (duplex::WebSocket<tokio::io::DuplexStream>, duplex::WebSocket<tokio::io::DuplexStream>) {
+    /// #     let (a, b) = tokio::io::duplex(4096);
+    /// #     let c = duplex::Config::default();
+    /// #     (duplex::WebSocket::from_upgraded(a, duplex::Role::Client, c.clone(), &[]),
+    /// #      duplex::WebSocket::from_upgraded(b, duplex::Role::Server, c, &[]))
+    /// # }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> duplex::Result<()> {
+    /// # let (mut client, mut server) = pair().await;
+    /// client.close(Some(CloseFrame::new(1000, "done"))).await?;
+    /// assert!(server.recv().await.is_none()); // the server answers the close frame
+    /// assert!(client.recv().await.is_none()); // and the client reads the answer: closed cleanly
+    /// assert_eq!(client.close_info().map(|i| i.code()), Some(CloseCode::NORMAL));
+    /// # Ok(()) }
+    /// ```
     pub async fn close(&mut self, frame: Option<CloseFrame>) -> Result<()> {
         self.start_close(frame)?;
         self.flush().await
@@ -356,12 +484,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         self.conn.has_events()
     }
 
-    fn arm_close_timer(&mut self) {
-        if self.close_timer.is_none() {
-            self.close_timer = Some(Box::pin(tokio::time::sleep_until(Instant::now() + self.config.close_timeout)));
-        }
-    }
-
     /// Polls for the next message; see [`WebSocket::recv`].
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message>>> {
         loop {
@@ -380,37 +502,28 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     }
 
     /// Polls for the next event; see [`WebSocket::next_event`].
+    ///
+    /// The driver loop: take the core's events; write what it queued (with what [`Sender`]s
+    /// queued); carry out its transport actions; read into it (or tell it the stream ended); and
+    /// sleep until its next deadline. Every protocol decision is the core's.
     pub fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Event>>> {
         loop {
-            match self.phase {
-                Phase::Done => {
-                    if let Some(o) = &self.outbox {
-                        o.close();
-                    }
-                    return Poll::Ready(self.error.take().map(Err));
+            if self.done {
+                if let Some(o) = &self.outbox {
+                    o.close();
                 }
-                Phase::Closing { .. } => {
-                    ready!(self.poll_closing(cx));
-                    continue;
-                }
-                Phase::Open => {}
+                return Poll::Ready(self.error.take().map(|e| Err(*e)));
             }
             match self.conn.next_event() {
                 Ok(Some(event)) => {
                     self.count(&event);
-                    if let (Some(l), Event::Message(_) | Event::Fragment(_)) = (&mut self.liveness, &event) {
-                        l.message_seen = true;
-                    }
-                    if matches!(event, Event::Close(_)) {
-                        self.start_closing();
-                    }
                     return Poll::Ready(Some(Ok(event)));
                 }
                 Ok(None) => {}
                 Err(e) => {
-                    tracing::debug!(error = %e, "peer violated the protocol; closing with {}", e.code());
-                    self.error = Some(Error::Protocol(e));
-                    self.start_closing();
+                    tracing::debug!(error = %e, "connection failed");
+                    // Reported once the connection is over, after the close frame (if any) is out.
+                    self.error.get_or_insert_with(|| Box::new(e.into()));
                     continue;
                 }
             }
@@ -423,40 +536,29 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             if let Some(o) = &self.outbox {
                 o.set_socket_buffered(self.conn.buffered_amount());
             }
+            self.poll_transport_actions(cx);
+            if self.conn.is_terminated() {
+                self.done = true;
+                continue;
+            }
             // Backpressure on the peer: while more than the write buffer limit waits to be written
             // (pongs to a ping flood from a peer that never reads), stop reading. The pending
-            // write has registered the waker, so the task wakes when the socket drains.
-            let read = if self.conn.buffered_amount() > self.config.write_buffer_limit {
+            // write has registered the waker, so the task wakes when the socket drains. After the
+            // end of the peer's stream there is nothing more to read.
+            let read = if self.conn.eof_received() || self.conn.buffered_amount() > self.config.write_buffer_limit {
                 Poll::Pending
             } else {
                 self.poll_read_into_core(cx)
             };
             match read {
-                Poll::Ready(Ok(0)) => {
-                    self.error = Some(Error::AbnormalClosure);
-                    self.phase = Phase::Done;
-                }
-                Poll::Ready(Ok(_)) => {
-                    if let Some(l) = self.liveness.as_mut() {
-                        l.read_seen = true;
-                    }
-                }
+                Poll::Ready(Ok(0)) => self.conn.receive_eof(),
+                Poll::Ready(Ok(_)) => {}
                 Poll::Ready(Err(e)) => self.fail_io(e),
                 Poll::Pending => {
-                    // About to sleep: check the timers here, once per wake-up rather than once
-                    // per message.
-                    if self.liveness.is_some() && self.poll_liveness(cx) {
+                    // About to sleep: the deadline is checked here, once per wake-up rather than
+                    // once per message.
+                    if self.poll_deadline(cx) {
                         continue;
-                    }
-                    if self.conn.state() == State::CloseSent {
-                        if let Some(t) = &mut self.close_timer {
-                            if t.as_mut().poll(cx).is_ready() {
-                                tracing::debug!("peer did not answer our close frame in time");
-                                self.error = Some(Error::Timeout("waiting for the peer's close frame"));
-                                self.phase = Phase::Done;
-                                continue;
-                            }
-                        }
                     }
                     return Poll::Pending;
                 }
@@ -464,103 +566,63 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         }
     }
 
-    fn fail_io(&mut self, e: io::Error) {
-        self.error = Some(Error::Io(e));
-        self.phase = Phase::Done;
-    }
-
-    fn start_closing(&mut self) {
-        self.phase = Phase::Closing { shut_down: false };
-        self.arm_close_timer();
-    }
-
-    /// The closing phase: flush, shut down our write side, read until the peer closes, all within
-    /// the close timeout. RFC 6455 §7.1.1: the server closes TCP first; the client waits for it.
-    /// Both ends send FIN once their close frame is out, which lets a peer that waits for our TCP
-    /// close go on, and both read until EOF so no unread data turns our close into a reset.
-    fn poll_closing(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        let timed_out = self.close_timer.as_mut().is_some_and(|t| t.as_mut().poll(cx).is_ready());
-        if timed_out {
-            tracing::debug!("close handshake timed out; dropping the connection");
-            self.phase = Phase::Done;
-            return Poll::Ready(());
-        }
-        if let Phase::Closing { shut_down: false } = self.phase {
-            match self.poll_write_all(cx) {
-                Poll::Ready(Ok(())) => {}
-                Poll::Ready(Err(_)) => {
-                    self.phase = Phase::Done;
-                    return Poll::Ready(());
+    /// Carries out what the core asks of the transport.
+    fn poll_transport_actions(&mut self, cx: &mut Context<'_>) {
+        while let Some(action) = self.conn.poll_transport() {
+            match action {
+                Transport::Finish => self.shutting_down = true,
+                Transport::Abort => {
+                    // The transport is closed when the socket is dropped (TCP: a reset if unread
+                    // bytes remain); nothing is written any more.
+                    self.shutting_down = false;
+                    self.done = true;
+                    return;
                 }
-                Poll::Pending => return Poll::Pending,
-            }
-            match Pin::new(&mut self.io).poll_shutdown(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(_) => self.phase = Phase::Closing { shut_down: true },
             }
         }
-        // Discard whatever the peer still sends until it closes.
-        loop {
-            match ready!(self.poll_read_discard(cx)) {
-                Ok(0) | Err(_) => {
-                    self.phase = Phase::Done;
-                    return Poll::Ready(());
+        if self.shutting_down {
+            // TCP FIN (TLS: close_notify first); an error means the peer is gone already.
+            if let Poll::Ready(r) = Pin::new(&mut self.io).poll_shutdown(cx) {
+                if let Err(e) = r {
+                    tracing::debug!(error = %e, "shutting the transport down failed");
                 }
-                Ok(_) => continue,
+                self.shutting_down = false;
             }
         }
     }
 
-    /// Checks keepalive and idle deadlines when their timer fires; true if it queued something
-    /// or ended the connection (the caller loops to act on it).
-    fn poll_liveness(&mut self, cx: &mut Context<'_>) -> bool {
-        let Some(l) = self.liveness.as_mut() else { return false };
-        if l.sleep.as_mut().poll(cx).is_pending() {
+    /// Keeps the one timer on the core's next deadline; tells the core the time when a deadline
+    /// starts or passes. True if it did (the caller loops to act on what the core queued).
+    fn poll_deadline(&mut self, cx: &mut Context<'_>) -> bool {
+        if self.conn.needs_time() {
+            self.conn.handle_timeout(Instant::now().into_std());
+            return true;
+        }
+        let Some(deadline) = self.conn.poll_timeout() else {
+            self.timer = None;
+            return false;
+        };
+        let deadline = Instant::from_std(deadline);
+        let timer = match &mut self.timer {
+            Some(t) => {
+                if t.deadline() != deadline {
+                    t.as_mut().reset(deadline);
+                }
+                t
+            }
+            None => self.timer.insert(Box::pin(tokio::time::sleep_until(deadline))),
+        };
+        if timer.as_mut().poll(cx).is_pending() {
             return false;
         }
-        let now = Instant::now();
-        if std::mem::take(&mut l.read_seen) {
-            l.last_read = now;
-            l.ping_sent = None;
-        }
-        if std::mem::take(&mut l.message_seen) {
-            l.last_message = now;
-        }
-        let mut acted = false;
-        let mut next = now + Duration::from_secs(3600);
-        if let Some(sent) = l.ping_sent {
-            if now >= sent + self.config.pong_timeout {
-                tracing::debug!(
-                    "keepalive: no answer within {:?} of a ping; dropping the connection",
-                    self.config.pong_timeout
-                );
-                self.error = Some(Error::Timeout("keepalive: the peer did not answer a ping"));
-                self.phase = Phase::Done;
-                return true;
-            }
-            next = next.min(sent + self.config.pong_timeout);
-        } else if let Some(interval) = self.config.ping_interval {
-            if now >= l.last_read + interval {
-                if self.conn.send_ping(b"keepalive").is_ok() {
-                    l.ping_sent = Some(now);
-                    next = next.min(now + self.config.pong_timeout);
-                    acted = true;
-                }
-            } else {
-                next = next.min(l.last_read + interval);
-            }
-        }
-        if let Some(idle) = self.config.idle_timeout {
-            if now >= l.last_message + idle && self.conn.close_sent().is_none() {
-                tracing::debug!("idle for {idle:?}: closing");
-                let _ = self.start_close(Some(CloseFrame::new(duplex_proto::CloseCode::GOING_AWAY, "idle timeout")));
-                return true;
-            }
-            next = next.min(l.last_message + idle);
-        }
-        let l = self.liveness.as_mut().expect("checked above");
-        l.sleep.as_mut().reset(next.max(now + Duration::from_millis(10)));
-        acted
+        self.conn.handle_timeout(Instant::now().into_std());
+        true
+    }
+
+    fn fail_io(&mut self, e: io::Error) {
+        tracing::debug!(error = %e, "transport failed");
+        self.error.get_or_insert_with(|| Box::new(Error::Io(e)));
+        self.done = true;
     }
 
     fn poll_read_into_core(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
@@ -569,17 +631,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             let mut rb = ReadBuf::new(buf);
             ready!(Pin::new(&mut *io).poll_read(cx, &mut rb))?;
             let n = rb.filled().len();
+            crate::metrics::wire_received(n);
             conn.receive(rb.filled());
             Poll::Ready(Ok(n))
-        })
-    }
-
-    fn poll_read_discard(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
-        let io = &mut self.io;
-        with_scratch(|buf| {
-            let mut rb = ReadBuf::new(buf);
-            ready!(Pin::new(&mut *io).poll_read(cx, &mut rb))?;
-            Poll::Ready(Ok(rb.filled().len()))
         })
     }
 
@@ -608,6 +662,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
             out.advance(written);
+            crate::metrics::wire_sent(written);
             self.unflushed = true;
         }
         // Flush only after writing: a no-op for TCP, but TLS holds records until flushed.
@@ -620,7 +675,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
 
     /// Polls until everything queued is written; see [`WebSocket::flush`].
     pub fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
-        if self.phase == Phase::Done {
+        if self.done {
             return Poll::Ready(if self.conn.buffered_amount() == 0 { Ok(()) } else { Err(Error::Closed) });
         }
         match ready!(self.poll_write_all(cx)) {
@@ -632,11 +687,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             }
         }
     }
-}
-
-/// When the liveness timer first fires: the shorter of the ping interval and the idle timeout.
-fn first_check(config: &Config) -> Duration {
-    [config.ping_interval, config.idle_timeout].into_iter().flatten().min().unwrap_or(Duration::from_secs(3600))
 }
 
 fn with_scratch<R>(f: impl FnOnce(&mut [u8]) -> R) -> R {

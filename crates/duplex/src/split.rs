@@ -20,14 +20,17 @@
 //! ```
 
 use std::future::poll_fn;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{ready, Context, Poll, Wake, Waker};
 
-use duplex_proto::{CloseFrame, Event, Message};
+use duplex_proto::{CloseFrame, CloseInfo, Event, Message};
+use futures_core::{FusedStream, Stream};
+use futures_sink::Sink;
 use futures_util::task::AtomicWaker;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::socket::WebSocket;
 
 struct Wakers {
@@ -70,24 +73,42 @@ impl<S> Shared<S> {
     }
 }
 
-/// The receiving half.
+/// The receiving half: also a [`Stream`] of messages, fused (see [`crate::sink`] for cancel
+/// safety).
 pub struct ReadHalf<S> {
     shared: Arc<Shared<S>>,
+    /// The stream returned `None`: nothing more will come.
+    terminated: bool,
 }
 
-/// The sending half.
+/// The sending half: also a [`Sink<Message>`](Sink) (see [`crate::sink`]).
 pub struct WriteHalf<S> {
     shared: Arc<Shared<S>>,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// Splits the socket into a receiving and a sending half. See the [module docs](crate::split).
+    ///
+    /// ```
+    /// use duplex::{Config, Message, Role, WebSocket};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> duplex::Result<()> {
+    /// let (a, b) = tokio::io::duplex(4096);
+    /// let (mut rx, mut tx) = WebSocket::from_upgraded(a, Role::Client, Config::default(), &[]).split();
+    /// let mut peer = WebSocket::from_upgraded(b, Role::Server, Config::default(), &[]);
+    /// let writer = tokio::spawn(async move { tx.send("from the writing task").await });
+    /// assert_eq!(peer.recv().await.transpose()?, Some(Message::Text("from the writing task".into())));
+    /// writer.await.unwrap()?;
+    /// peer.send("to the reading task").await?;
+    /// assert_eq!(rx.recv().await.transpose()?, Some(Message::Text("to the reading task".into())));
+    /// # Ok(()) }
+    /// ```
     pub fn split(self) -> (ReadHalf<S>, WriteHalf<S>) {
         let shared = Arc::new(Shared {
             ws: Mutex::new(self),
             wakers: Arc::new(Wakers { read: AtomicWaker::new(), write: AtomicWaker::new() }),
         });
-        (ReadHalf { shared: shared.clone() }, WriteHalf { shared })
+        (ReadHalf { shared: shared.clone(), terminated: false }, WriteHalf { shared })
     }
 }
 
@@ -98,9 +119,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ReadHalf<S> {
         poll_fn(|cx| shared.poll_with(&shared.wakers.read, cx, |ws, cx| ws.poll_recv(cx))).await
     }
 
-    /// The close frame the peer sent, once it has: `Some(None)` if it had no code.
-    pub fn close_frame(&self) -> Option<Option<CloseFrame>> {
-        self.shared.lock().close_frame().cloned()
+    /// How the close handshake went; see [`WebSocket::close_info`].
+    pub fn close_info(&self) -> Option<CloseInfo> {
+        self.shared.lock().close_info()
     }
 
     /// Receives the next event; see [`WebSocket::next_event`].
@@ -113,7 +134,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ReadHalf<S> {
 impl<S: AsyncRead + AsyncWrite + Unpin> WriteHalf<S> {
     /// Sends a message and waits until it is written.
     pub async fn send(&mut self, message: impl Into<Message>) -> Result<()> {
-        self.shared.lock().conn_mut().send(message.into())?;
+        self.shared.lock().queue(message.into())?;
         self.flush().await
     }
 
@@ -145,6 +166,50 @@ impl<S> WriteHalf<S> {
     /// Whether `other` is the read half of the same socket.
     pub fn is_pair_of(&self, other: &ReadHalf<S>) -> bool {
         Arc::ptr_eq(&self.shared, &other.shared)
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Stream for ReadHalf<S> {
+    type Item = Result<Message>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if this.terminated {
+            return Poll::Ready(None);
+        }
+        let shared = &this.shared;
+        let next = ready!(shared.poll_with(&shared.wakers.read, cx, |ws, cx| ws.poll_recv(cx)));
+        this.terminated = next.is_none();
+        Poll::Ready(next)
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> FusedStream for ReadHalf<S> {
+    fn is_terminated(&self) -> bool {
+        self.terminated
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WriteHalf<S> {
+    type Error = Error;
+
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        let shared = &self.shared;
+        shared.poll_with(&shared.wakers.write, cx, |ws, cx| ws.poll_ready_to_send(cx))
+    }
+
+    fn start_send(self: Pin<&mut Self>, item: Message) -> Result<()> {
+        self.shared.lock().queue(item)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        let shared = &self.shared;
+        shared.poll_with(&shared.wakers.write, cx, |ws, cx| ws.poll_flush(cx))
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        let shared = &self.shared;
+        shared.poll_with(&shared.wakers.write, cx, |ws, cx| ws.poll_close(cx))
     }
 }
 

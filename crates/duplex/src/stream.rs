@@ -1,6 +1,8 @@
 //! The transports a connection runs over: plain TCP for `ws://`, TLS over TCP for `wss://`.
 //! [`ClientStream`] is a client's, [`ServerStream`] a server's.
 
+#![cfg_attr(not(any(feature = "client", feature = "server")), allow(unused_imports, reason = "for either role"))]
+
 use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -9,39 +11,58 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
 /// A client's transport.
+#[cfg(feature = "client")]
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum ClientStream {
     /// `ws://`: plain TCP.
     Plain(TcpStream),
     /// `wss://`: TLS over TCP (boxed: a TLS session is large).
+    #[cfg(feature = "tls")]
     Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+    /// `ws://` through an `https://` proxy: inside TLS to the proxy.
+    #[cfg(feature = "tls")]
+    ViaTlsProxy(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+    /// `wss://` through an `https://` proxy: TLS to the server inside TLS to the proxy.
+    #[cfg(feature = "tls")]
+    TlsViaTlsProxy(Box<tokio_rustls::client::TlsStream<tokio_rustls::client::TlsStream<TcpStream>>>),
 }
 
+#[cfg(feature = "client")]
 impl ClientStream {
     /// The TCP stream underneath.
     pub fn tcp(&self) -> &TcpStream {
         match self {
             ClientStream::Plain(s) => s,
-            ClientStream::Tls(s) => s.get_ref().0,
+            #[cfg(feature = "tls")]
+            ClientStream::Tls(s) | ClientStream::ViaTlsProxy(s) => s.get_ref().0,
+            #[cfg(feature = "tls")]
+            ClientStream::TlsViaTlsProxy(s) => s.get_ref().0.get_ref().0,
         }
     }
 
-    /// Whether the connection is encrypted (`wss://`).
+    /// Whether the connection to the server is encrypted (`wss://`).
     pub fn is_tls(&self) -> bool {
-        matches!(self, ClientStream::Tls(_))
+        #[cfg(feature = "tls")]
+        return matches!(self, ClientStream::Tls(_) | ClientStream::TlsViaTlsProxy(_));
+        #[cfg(not(feature = "tls"))]
+        false
     }
 
-    /// The TLS session (protocol version, cipher suite, the server's certificates), for `wss://`.
+    /// The TLS session with the server (protocol version, cipher suite, the server's
+    /// certificates), for `wss://`.
+    #[cfg(feature = "tls")]
     pub fn tls_connection(&self) -> Option<&rustls::ClientConnection> {
         match self {
-            ClientStream::Plain(_) => None,
+            ClientStream::Plain(_) | ClientStream::ViaTlsProxy(_) => None,
             ClientStream::Tls(s) => Some(s.get_ref().1),
+            ClientStream::TlsViaTlsProxy(s) => Some(s.get_ref().1),
         }
     }
 }
 
 /// A server's transport, as [`Server::accept`](crate::Server::accept) yields it.
+#[cfg(feature = "server")]
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum ServerStream {
@@ -49,24 +70,31 @@ pub enum ServerStream {
     /// has run its TLS handshake.
     Plain(TcpStream),
     /// TLS over TCP (boxed: a TLS session is large).
+    #[cfg(feature = "tls")]
     Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
 }
 
+#[cfg(feature = "server")]
 impl ServerStream {
     /// The TCP stream underneath.
     pub fn tcp(&self) -> &TcpStream {
         match self {
             ServerStream::Plain(s) => s,
+            #[cfg(feature = "tls")]
             ServerStream::Tls(s) => s.get_ref().0,
         }
     }
 
     /// Whether the connection is encrypted.
     pub fn is_tls(&self) -> bool {
-        matches!(self, ServerStream::Tls(_))
+        #[cfg(feature = "tls")]
+        return matches!(self, ServerStream::Tls(_));
+        #[cfg(not(feature = "tls"))]
+        false
     }
 
     /// The TLS session (SNI name, ALPN protocol, the client's certificates under mutual TLS).
+    #[cfg(feature = "tls")]
     pub fn tls_connection(&self) -> Option<&rustls::ServerConnection> {
         match self {
             ServerStream::Plain(_) => None,
@@ -75,14 +103,44 @@ impl ServerStream {
     }
 }
 
-/// Forwards `AsyncRead` and `AsyncWrite` to the variant's stream.
+/// The transport of a WebSocket that [`crate::hyper`] upgraded: the TCP (or TLS) stream itself
+/// when hyper's upgraded connection could be taken apart (HTTP/1.1 served on a
+/// `TokioIo<TcpStream>` or `TokioIo<TlsStream<TcpStream>>`), hyper's boxed
+/// [`Upgraded`](::hyper::upgrade::Upgraded) otherwise (HTTP/2 streams, other transports, hyper-util's
+/// `auto` builder, which wraps what it serves).
+#[cfg(feature = "hyper")]
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum HyperStream {
+    /// The TCP stream hyper served, taken back: no indirection on the hot path.
+    Plain(TcpStream),
+    /// The TLS stream hyper served, taken back (boxed: a TLS session is large).
+    #[cfg(feature = "tls")]
+    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+    /// hyper's upgraded connection, through its boxed IO (an HTTP/2 stream: shutdown is
+    /// END_STREAM).
+    Upgraded(hyper_util::rt::TokioIo<::hyper::upgrade::Upgraded>),
+}
+
+#[cfg(feature = "hyper")]
+impl HyperStream {
+    /// Whether the WebSocket runs on the TCP or TLS stream itself rather than through hyper's
+    /// boxed upgraded IO.
+    pub fn is_direct(&self) -> bool {
+        !matches!(self, HyperStream::Upgraded(_))
+    }
+}
+
+/// Forwards `AsyncRead` and `AsyncWrite` to the variant's stream: the first list as they are,
+/// the second (TLS, boxed) only with the `tls` feature.
+#[allow(unused_macros, reason = "unused with neither role")]
 macro_rules! forward_io {
-    ($ty:ident) => {
+    ($ty:ident, [$($plain:ident),*], [$($boxed:ident),*]) => {
         impl AsyncRead for $ty {
             fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
                 match self.get_mut() {
-                    $ty::Plain(s) => Pin::new(s).poll_read(cx, buf),
-                    $ty::Tls(s) => Pin::new(&mut **s).poll_read(cx, buf),
+                    $($ty::$plain(s) => Pin::new(s).poll_read(cx, buf),)*
+                    $(#[cfg(feature = "tls")] $ty::$boxed(s) => Pin::new(&mut **s).poll_read(cx, buf),)*
                 }
             }
         }
@@ -90,8 +148,8 @@ macro_rules! forward_io {
         impl AsyncWrite for $ty {
             fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
                 match self.get_mut() {
-                    $ty::Plain(s) => Pin::new(s).poll_write(cx, buf),
-                    $ty::Tls(s) => Pin::new(&mut **s).poll_write(cx, buf),
+                    $($ty::$plain(s) => Pin::new(s).poll_write(cx, buf),)*
+                    $(#[cfg(feature = "tls")] $ty::$boxed(s) => Pin::new(&mut **s).poll_write(cx, buf),)*
                 }
             }
 
@@ -101,34 +159,38 @@ macro_rules! forward_io {
                 bufs: &[IoSlice<'_>],
             ) -> Poll<io::Result<usize>> {
                 match self.get_mut() {
-                    $ty::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
-                    $ty::Tls(s) => Pin::new(&mut **s).poll_write_vectored(cx, bufs),
+                    $($ty::$plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),)*
+                    $(#[cfg(feature = "tls")] $ty::$boxed(s) => Pin::new(&mut **s).poll_write_vectored(cx, bufs),)*
                 }
             }
 
             fn is_write_vectored(&self) -> bool {
                 match self {
-                    $ty::Plain(s) => s.is_write_vectored(),
-                    $ty::Tls(s) => s.is_write_vectored(),
+                    $($ty::$plain(s) => s.is_write_vectored(),)*
+                    $(#[cfg(feature = "tls")] $ty::$boxed(s) => s.is_write_vectored(),)*
                 }
             }
 
             fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
                 match self.get_mut() {
-                    $ty::Plain(s) => Pin::new(s).poll_flush(cx),
-                    $ty::Tls(s) => Pin::new(&mut **s).poll_flush(cx),
+                    $($ty::$plain(s) => Pin::new(s).poll_flush(cx),)*
+                    $(#[cfg(feature = "tls")] $ty::$boxed(s) => Pin::new(&mut **s).poll_flush(cx),)*
                 }
             }
 
             fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
                 match self.get_mut() {
-                    $ty::Plain(s) => Pin::new(s).poll_shutdown(cx),
-                    $ty::Tls(s) => Pin::new(&mut **s).poll_shutdown(cx),
+                    $($ty::$plain(s) => Pin::new(s).poll_shutdown(cx),)*
+                    $(#[cfg(feature = "tls")] $ty::$boxed(s) => Pin::new(&mut **s).poll_shutdown(cx),)*
                 }
             }
         }
     };
 }
 
-forward_io!(ClientStream);
-forward_io!(ServerStream);
+#[cfg(feature = "client")]
+forward_io!(ClientStream, [Plain], [Tls, ViaTlsProxy, TlsViaTlsProxy]);
+#[cfg(feature = "server")]
+forward_io!(ServerStream, [Plain], [Tls]);
+#[cfg(feature = "hyper")]
+forward_io!(HyperStream, [Plain, Upgraded], [Tls]);

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use duplex::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-use duplex::tls::{self, SelfSigned, TlsAcceptor, TlsErrorKind};
+use duplex::tls::{self, TlsAcceptor, TlsErrorKind};
 use duplex::{Client, Config, Error, Message, Server};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -188,7 +188,7 @@ async fn acceptor_from_pem_files() {
 
     // A key file that is not one, or a missing file, says which file.
     let err = TlsAcceptor::from_pem_files(&cert, &cert).unwrap_err();
-    assert!(matches!(&err, Error::Tls(t) if t.kind() == TlsErrorKind::Config), "{err:?}");
+    assert_eq!(err.kind(), TlsErrorKind::Config, "{err:?}");
     assert!(err.to_string().contains("no private key") && err.to_string().contains(cert.to_str().unwrap()), "{err}");
     let err = TlsAcceptor::from_pem_files("/nonexistent/cert.pem", &key).unwrap_err();
     assert!(err.to_string().contains("/nonexistent/cert.pem"), "{err}");
@@ -205,7 +205,8 @@ async fn wrong_host_name_is_reported_with_the_names() {
     let client = Client::new().add_root_certificate(ca.der());
     let msg = tls_failure(&client, &format!("wss://127.0.0.1:{port}/"), TlsErrorKind::NameMismatch).await;
     assert!(msg.contains("not valid for host 127.0.0.1"), "{msg}");
-    assert!(msg.ends_with("it is for example.test"), "{msg}");
+    // The names as rustls reports them (shown, never parsed).
+    assert!(msg.contains("it names") && msg.contains("example.test"), "{msg}");
 }
 
 #[tokio::test]
@@ -215,7 +216,8 @@ async fn unknown_issuer_is_reported() {
     // The platform's roots do not include our test CA.
     let msg = tls_failure(&Client::new(), &format!("wss://127.0.0.1:{port}/"), TlsErrorKind::UnknownIssuer).await;
     assert!(msg.contains("unknown issuer"), "{msg}");
-    assert!(msg.contains("--ca"), "the message should say how to trust the CA: {msg}");
+    assert!(msg.contains("Client::ca_file"), "the message should say how to trust the CA: {msg}");
+    assert!(!msg.contains("--"), "a library message names no command-line flag: {msg}");
     // Trusting another CA does not help either.
     let other = Ca::new("another CA");
     let client = Client::new().add_root_certificate(other.der());
@@ -286,7 +288,7 @@ async fn client_tls_handshake_timeout() {
     let client = Client::new().config(Config::default().handshake_timeout(Duration::from_millis(300)));
     let started = Instant::now();
     let err = timeout(STEP, client.connect(&format!("wss://127.0.0.1:{port}/"))).await.unwrap().unwrap_err();
-    assert!(matches!(err, Error::Timeout(w) if w.contains("TLS")), "{err:?}");
+    assert!(matches!(err, Error::Timeout(duplex::TimeoutKind::TlsHandshake)), "{err:?}");
     assert!(err.to_string().contains("TLS handshake"), "{err}");
     assert!(started.elapsed() < Duration::from_secs(3));
     holder.abort();
@@ -307,7 +309,7 @@ async fn a_silent_tls_client_does_not_block_accepts_and_times_out() {
     // And the server gives up on them at the handshake timeout.
     for _ in 0..2 {
         let e = timeout(STEP, server_errors.recv()).await.unwrap().unwrap();
-        assert!(matches!(e, Error::Timeout(w) if w.contains("TLS")), "{e:?}");
+        assert!(matches!(e, Error::Timeout(duplex::TimeoutKind::TlsHandshake)), "{e:?}");
     }
 }
 
@@ -344,9 +346,12 @@ async fn mutual_tls() {
     assert!(msg.contains("rejected our client certificate"), "{msg}");
 }
 
+// Cargo feature `self-signed`: on in `cargo test --workspace` (the CLI enables it) and with
+// `cargo test -p duplex --features self-signed`.
+#[cfg(feature = "self-signed")]
 #[tokio::test]
 async fn self_signed_localhost_certificate_via_its_pem_file() {
-    let cert = SelfSigned::localhost().unwrap();
+    let cert = tls::SelfSigned::localhost().unwrap();
     let path = temp_path("self-signed.pem");
     cert.write_cert_pem(&path).unwrap();
     let fingerprint = cert.fingerprint();
