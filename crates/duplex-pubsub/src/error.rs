@@ -24,8 +24,18 @@ pub enum Error {
     },
     /// The data to publish could not be serialized as JSON.
     Json(serde_json::Error),
-    /// The backplane could not be set up (a malformed Redis URL, no tokio runtime).
+    /// The backplane could not be set up (a malformed Redis URL, no tokio runtime), or refused
+    /// (the memory history is full of topics).
     Backplane(String),
+    /// A history topic could not be written or read: Redis cannot be reached. Nothing was
+    /// delivered; retry (a publish with the same id, so that it is stored once).
+    Unavailable(String),
+    /// The topic keeps no history (see [`Builder::history`](crate::Builder::history)).
+    HistoryOff(String),
+    /// A publish id is empty, too long, or has control characters.
+    InvalidPublishId(String),
+    /// A resume (`since`) was asked for a pattern: a pattern subscription is live only.
+    ResumeNeedsTopic(String),
 }
 
 impl Error {
@@ -50,6 +60,12 @@ impl fmt::Display for Error {
             }
             Error::Json(e) => write!(f, "cannot serialize the data as JSON: {e}"),
             Error::Backplane(e) => write!(f, "backplane: {e}"),
+            Error::Unavailable(e) => write!(f, "backplane unavailable: {e}; retry (with the same publish id)"),
+            Error::HistoryOff(t) => write!(f, "topic {t:?} keeps no history: enable it for the topic (--history)"),
+            Error::InvalidPublishId(reason) => f.write_str(reason),
+            Error::ResumeNeedsTopic(p) => {
+                write!(f, "{p:?} is a pattern: \"since\" resumes one topic; a pattern subscription is live only")
+            }
         }
     }
 }

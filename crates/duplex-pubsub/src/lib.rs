@@ -15,16 +15,26 @@
 //!   message for it, or close it with 1013 or 1008. A publish never waits.
 //! - [`json`] and [`JsonEndpoint`]: the `/pubsub` JSON protocol (`{"op":"subscribe",…}`) and a
 //!   handler that serves it on a connection, as `duplex serve` does.
+//! - [`history`]: topic history and resume, per topic pattern ([`Builder::history`]): every
+//!   publication gets a [`Position`], and a subscriber that comes back to any node gets what it
+//!   missed ([`Subscriber::subscribe_with`]), nothing lost, nothing duplicated — or is told it
+//!   cannot ([`NotRecovered`]).
+//! - [`client`]: the other end — [`PubSubClient`], a `/pubsub` client over several nodes that
+//!   resumes every topic from its position after a reconnect and retries publishes until they are
+//!   acknowledged.
 //!
 //! ## Fan-out
 //!
 //! A server frame is not masked, so one broadcast frame is the same bytes for every recipient.
-//! A publish encodes the frame once ([`duplex::proto::encode_server_frame`]) and hands each
+//! A publish encodes the frame once ([`duplex::PreparedFrame`]) and hands each
 //! subscriber's [`Sender`](duplex::Sender) a clone of the same [`bytes::Bytes`]: a reference
 //! count, not a copy. The connection's own task writes it with its other frames in one vectored
 //! write. Nothing is allocated per recipient for the message (`tests/fan_out_allocations.rs`
-//! counts it). Frames shared this way are not compressed: with permessage-deflate negotiated
-//! they go out as uncompressed messages, which RFC 7692 §6 allows (RSV1 clear).
+//! counts it). With permessage-deflate, a connection whose server compresses without context
+//! takeover (`--deflate-no-context-takeover`) gets the frame compressed once for all of them;
+//! one with context takeover gets it uncompressed, which RFC 7692 §6 allows (RSV1 clear): sharing
+//! a frame its own compressor did not see is impossible, and compressing per recipient would cost
+//! a compressor per connection.
 //!
 //! ```no_run
 //! use duplex_pubsub::PubSub;
@@ -70,18 +80,31 @@
 
 #[cfg(feature = "redis")]
 mod backplane;
+#[cfg(feature = "client")]
+pub mod client;
 pub mod endpoint;
 pub mod error;
+mod fanout;
+pub mod history;
 pub mod json;
+pub mod metrics;
+mod position;
 pub mod pubsub;
 pub mod slow_subscriber;
+pub mod stats;
 pub mod subscriber;
 mod table;
 pub mod topic;
 
+#[cfg(feature = "client")]
+pub use client::PubSubClient;
 pub use endpoint::JsonEndpoint;
 pub use error::Error;
-pub use pubsub::{Builder, Delivery, PubSub, Stats, TopicInfo};
+pub use history::{
+    HistoryPage, HistoryPolicy, HistoryQuery, Kind, NotRecovered, Position, Publication, PublishOptions, Published,
+    Recovery, SubscribeOptions, SubscribeOutcome,
+};
+pub use pubsub::{Builder, Delivery, PubSub, Publishing, Stats, TopicInfo};
 pub use slow_subscriber::SlowSubscriber;
 pub use subscriber::Subscriber;
 pub use topic::Filter;

@@ -7,6 +7,7 @@ use tokio::io::DuplexStream;
 use tokio::task::JoinHandle;
 
 use super::*;
+use crate::Subscriber;
 
 const WAIT: Duration = Duration::from_secs(5);
 
@@ -132,7 +133,7 @@ async fn unsubscribing_and_dropping() {
     assert_eq!(pubsub.subscriber_count("x"), 0);
     p.me.unsubscribe_all();
     assert!(pubsub.topics().is_empty());
-    assert!(pubsub.inner.read().is_empty());
+    assert!(pubsub.inner.fanout.read().is_empty());
 }
 
 #[tokio::test]
@@ -248,7 +249,7 @@ async fn close_policy_closes_a_slow_subscriber_with_its_code() {
             Some(Err(e)) => panic!("{e}"),
         }
     }
-    let frame = slow.client.close_frame().cloned().flatten().expect("a close frame");
+    let frame = slow.client.close_info().and_then(|i| i.frame).expect("a close frame");
     assert_eq!(frame.code, CloseCode::TRY_AGAIN_LATER);
     assert_eq!(pubsub.stats().closed, 1);
 }

@@ -37,6 +37,15 @@ pub(crate) struct Table {
     prefixes: HashMap<Box<str>, Group>,
 }
 
+impl Drop for Table {
+    fn drop(&mut self) {
+        // The gauges count what live tables hold: a dropped `PubSub` takes its share with it.
+        for group in self.exact.values().chain(self.prefixes.values()) {
+            crate::metrics::subscriptions_changed(-(group.len() as f64), -1.0);
+        }
+    }
+}
+
 thread_local! {
     /// Connections already visited by the current walk, when more than one filter matched.
     static SEEN: RefCell<HashSet<u64>> = RefCell::new(HashSet::new());
@@ -56,11 +65,14 @@ impl Table {
         let (map, key) = self.side(filter);
         match map.get_mut(key) {
             Some(group) => {
-                group.insert(member.id, member.clone());
+                if group.insert(member.id, member.clone()).is_none() {
+                    crate::metrics::subscriptions_changed(1.0, 0.0);
+                }
                 false
             }
             None => {
                 map.insert(key.into(), HashMap::from([(member.id, member.clone())]));
+                crate::metrics::subscriptions_changed(1.0, 1.0);
                 true
             }
         }
@@ -70,12 +82,15 @@ impl Table {
     pub(crate) fn remove(&mut self, filter: &Filter, id: u64) -> bool {
         let (map, key) = self.side(filter);
         let Some(group) = map.get_mut(key) else { return false };
-        group.remove(&id);
-        if group.is_empty() {
+        let removed = group.remove(&id).is_some();
+        let emptied = group.is_empty();
+        if emptied {
             map.remove(key);
-            return true;
         }
-        false
+        if removed {
+            crate::metrics::subscriptions_changed(-1.0, if emptied { -1.0 } else { 0.0 });
+        }
+        emptied
     }
 
     /// Subscribers of exactly this filter.
@@ -133,6 +148,18 @@ impl Table {
             }
             seen.clear();
         });
+    }
+
+    /// Calls `f` for every member subscribed to exactly `topic` (not through a pattern).
+    pub(crate) fn for_each_exact(&self, topic: &str, f: impl FnMut(&Arc<Member>)) {
+        if let Some(group) = self.exact.get(topic) {
+            group.values().for_each(f);
+        }
+    }
+
+    /// Whether someone is subscribed to exactly `topic`.
+    pub(crate) fn has_exact(&self, topic: &str) -> bool {
+        self.exact.contains_key(topic)
     }
 
     /// Whether nothing is subscribed.

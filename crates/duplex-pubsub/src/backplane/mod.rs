@@ -1,61 +1,78 @@
-//! The Redis backplane (feature `redis`): several nodes serve one set of topics.
+//! The Redis backplane (feature `redis`): several nodes serve one set of topics, and history
+//! topics keep their publications in Redis streams.
 //!
-//! - **Channels.** Topic `t` of namespace `ns` is the Redis channel `duplex:ns:t`; the pattern
-//!   `chat.*` is `PSUBSCRIBE duplex:ns:chat.*` (glob characters in the prefix escaped), which
-//!   matches exactly the topics the pattern matches locally. `/pubsub` topics and relay rooms
-//!   live in different namespaces, so they never meet.
-//! - **Subscribing.** One connection per node (per namespace) in subscribe mode follows the
-//!   channels and patterns that have at least one local subscriber: the first local subscriber of
-//!   a filter makes the node subscribe, the last one leaving makes it unsubscribe. A task
-//!   reconciles what Redis has with what the subscription table wants, so changes made while
-//!   Redis is away are caught up on reconnection.
-//! - **Publishing.** A publish is delivered to local subscribers at once, and queued for one
-//!   task that sends the queue to Redis as a pipeline of `PUBLISH`es on a second connection: one
-//!   round trip per batch, and the order of one node's messages is kept (a node publishes on one
-//!   connection, and Redis delivers each connection's messages in order).
-//! - **Exactly once.** Each message carries its node's id and a sequence number
-//!   ([`wire`]). A node skips its own messages (it delivered them when they were published), and
-//!   delivers a message that arrives through several of its subscriptions (`chat.lobby` and
-//!   `chat.*`) once: Redis sends those copies one after the other, so a short memory of recent
-//!   ids is enough.
-//! - **Outages.** When Redis goes away the node logs it once, goes on delivering to its own
-//!   subscribers, and reconnects with exponential backoff (100 ms doubling to 2 s, with jitter),
-//!   then subscribes again to everything its subscribers follow. Messages published while the
-//!   node has no Redis connection reach local subscribers only: Redis pub/sub is at most once
-//!   and keeps no history, and a backlog replayed minutes later would surprise more than a gap.
-//!   A half-open connection (Redis unreachable without a TCP reset) is found by a ping every
-//!   15 s.
+//! The backplane sees the node it serves only through the narrow [`Node`] trait (the filters its
+//! subscribers follow; where to deliver what comes from Redis), so it is tested without a
+//! `PubSub`, and the `PubSub` only through [`Store`] (history) and a few calls.
+//!
+//! - **Names.** Every channel and key comes from [`names`]: topic `t` of namespace `ns` is the
+//!   channel `duplex:ns:{t:t}`, a history topic's keys add `:meta`, `:stream`, `:id:<id>`.
+//!   `/pubsub` topics and relay rooms live in different namespaces, so they never meet.
+//! - **The link.** One connection per node (per namespace) in subscribe mode follows the
+//!   channels and patterns that have at least one local subscriber ([`link`]). A task reconciles
+//!   what Redis has with what the subscription table wants (subscribing in batches), so changes
+//!   made while Redis is away are caught up on reconnection; the link is probed with a `PING`
+//!   when idle, so one that stays open but no longer receives is replaced.
+//! - **Publishing.** One task sends what is queued as one pipeline per round trip on a second,
+//!   multiplexed connection ([`publish`]): `PUBLISH` for topics without history (the node has
+//!   already delivered them to its own subscribers), the publish script for history topics
+//!   ([`history`]; the node delivers those when they come back through its link, with their
+//!   offsets). One node's publishes keep their order: one connection, one queue.
+//! - **Exactly once, topics without history.** Each message carries its node's id and a sequence
+//!   number ([`wire`]). A node skips its own messages, and delivers a message that arrives through
+//!   several of its subscriptions (`chat.lobby` and `chat.*`) once: Redis sends those copies one
+//!   after the other, so a short memory of recent ids is enough.
+//! - **History topics** carry their offset and epoch instead; the node's tracks deliver each once
+//!   and in offset order, and fill holes from the stream (`crate::history::track`).
+//! - **Outages.** When Redis goes away the node logs it once and reconnects with exponential
+//!   backoff (100 ms doubling to 2 s, with jitter), then subscribes again to everything its
+//!   subscribers follow, and every history topic reads what it missed. Meanwhile topics without
+//!   history reach local subscribers only (Redis pub/sub keeps no history, and a backlog replayed
+//!   minutes later would surprise more than a gap); publishes to history topics are refused at
+//!   once (nothing is delivered without an offset) so that clients retry them.
 
+mod history;
+mod link;
+mod names;
+mod publish;
 pub(crate) mod wire;
 
-use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use duplex::Message;
-use futures_util::StreamExt;
-use redis::aio::PubSubSink;
 use tokio::sync::{watch, Notify};
-use tokio::time::{sleep, timeout, Instant};
+use tokio::time::sleep;
 
 use crate::error::Error;
-use crate::pubsub::Inner;
-use crate::topic::{glob_escape, Filter};
-use wire::Origin;
+use crate::history::store::{Appended, Lifetimes, Page, Read, Store, StoreError, StoreFuture};
+use crate::history::{Position, Publication};
+use crate::topic::Filter;
+use names::Names;
 
 /// How long to wait for a connection (or an answer) before calling Redis unreachable.
 const TIMEOUT: Duration = Duration::from_secs(5);
-/// How often an idle subscribing connection is checked.
-const PING_INTERVAL: Duration = Duration::from_secs(15);
 /// The first and the longest wait between reconnection attempts.
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
-/// Bytes waiting to be sent to Redis beyond which new messages for other nodes are dropped: Redis
-/// is slower than the node publishes, and memory must stay bounded.
-const MAX_QUEUED_BYTES: usize = 64 << 20;
-/// How many recent message ids are remembered to deliver each message once.
-const RECENT: usize = 64;
+
+/// What a backplane needs from the node it serves.
+pub(crate) trait Node: Send + Sync {
+    /// The filters with local subscribers.
+    fn filters(&self) -> Vec<Filter>;
+    /// A message published on another node to a topic without history.
+    fn deliver(&self, topic: &str, message: &Message);
+    /// A publication on a history topic, from the link (this node's own included).
+    fn publication(&self, topic: &str, position: Position, publication: Publication);
+    /// The link follows everything [`filters`](Node::filters) asked for.
+    fn subscribed(&self);
+    /// The link came back after an outage: history topics read what they missed.
+    fn reconnected(&self);
+    /// Called about once a second while the link is up: history topics idle for the position
+    /// check read their position.
+    fn tick(&self);
+}
 
 /// Where and how to reach Redis.
 #[derive(Clone, Debug)]
@@ -69,16 +86,18 @@ impl RedisOptions {
     }
 }
 
-/// A namespace's link to Redis. Owned by the [`Inner`] of a `PubSub`; its two tasks hold a weak
-/// reference to the `Inner` and end when it is dropped.
+/// A namespace's link to Redis. Its two tasks hold a weak reference to the [`Node`] and end when
+/// it is dropped (or at [`shutdown`](Backplane::shutdown)).
 pub(crate) struct Backplane {
     node: u64,
-    /// `duplex:<namespace>:`.
-    prefix: String,
-    /// The URL without its password, for logs.
+    names: Names,
+    /// The URL without its password, and the namespace, for logs: a process with several
+    /// namespaces (`duplex serve --redis`: `/pubsub` and the chat demo) has one pair of
+    /// connections per namespace, and each line says which it is about.
     url: String,
     client: redis::Client,
-    queue: Mutex<Queue>,
+    scripts: history::Scripts,
+    queue: Mutex<publish::Queue>,
     queued: Notify,
     changed: Notify,
     shutdown: watch::Sender<bool>,
@@ -87,12 +106,8 @@ pub(crate) struct Backplane {
     seq: AtomicU64,
     /// Messages that could not be sent to other nodes (Redis away, queue full).
     lost: AtomicU64,
-}
-
-#[derive(Default)]
-struct Queue {
-    messages: VecDeque<(String, Vec<u8>)>,
-    bytes: usize,
+    /// The command connection while it is up: reads share it with the publishing task.
+    conn: Mutex<Option<redis::aio::MultiplexedConnection>>,
 }
 
 impl Backplane {
@@ -105,10 +120,11 @@ impl Backplane {
         }
         Ok(Arc::new(Backplane {
             node: rand::random(),
-            prefix: format!("duplex:{namespace}:"),
-            url,
+            names: Names::new(namespace),
+            url: format!("{url} (namespace {namespace})"),
             client,
-            queue: Mutex::new(Queue::default()),
+            scripts: history::Scripts::default(),
+            queue: Mutex::new(publish::Queue::default()),
             queued: Notify::new(),
             changed: Notify::new(),
             shutdown: watch::channel(false).0,
@@ -116,13 +132,14 @@ impl Backplane {
             subscribing: AtomicBool::new(false),
             seq: AtomicU64::new(0),
             lost: AtomicU64::new(0),
+            conn: Mutex::new(None),
         }))
     }
 
     /// Starts the publishing and the subscribing task.
-    pub(crate) fn start(self: &Arc<Self>, inner: Weak<Inner>) {
+    pub(crate) fn start(self: &Arc<Self>, node: Weak<dyn Node>) {
         tokio::spawn(self.clone().publish_loop());
-        tokio::spawn(self.clone().subscribe_loop(inner));
+        tokio::spawn(self.clone().subscribe_loop(node));
     }
 
     pub(crate) fn shutdown(&self) {
@@ -138,233 +155,29 @@ impl Backplane {
         self.changed.notify_one();
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
-        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    fn connection(&self) -> Option<redis::aio::MultiplexedConnection> {
+        self.conn.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+impl Store for Backplane {
+    fn append(
+        &self,
+        topic: &str,
+        lifetimes: Lifetimes,
+        publication: Publication,
+        id: Option<&str>,
+    ) -> StoreFuture<Appended> {
+        self.queue_append(topic, lifetimes, &publication, id)
     }
 
-    /// Sends a message published on this node to the other nodes (without waiting).
-    pub(crate) fn forward(&self, topic: &str, message: Message) {
-        if !self.publishing.load(Ordering::Acquire) {
-            self.lost.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
-        let origin = Origin { node: self.node, seq: self.seq.fetch_add(1, Ordering::Relaxed) };
-        let payload = wire::encode(origin, &message);
-        let mut queue = self.lock();
-        if queue.bytes + payload.len() > MAX_QUEUED_BYTES {
-            drop(queue);
-            if self.lost.fetch_add(1, Ordering::Relaxed) % 10_000 == 0 {
-                tracing::warn!("redis {}: publishing falls behind; dropping messages for other nodes", self.url);
-            }
-            return;
-        }
-        queue.bytes += payload.len();
-        queue.messages.push_back((channel(&self.prefix, topic), payload));
-        drop(queue);
-        self.queued.notify_one();
-    }
-
-    fn take_queue(&self) -> VecDeque<(String, Vec<u8>)> {
-        let mut queue = self.lock();
-        queue.bytes = 0;
-        std::mem::take(&mut queue.messages)
-    }
-
-    async fn publish_loop(self: Arc<Self>) {
-        let mut shutdown = self.shutdown.subscribe();
-        let mut backoff = Backoff::default();
-        let config = redis::AsyncConnectionConfig::new().set_connection_timeout(TIMEOUT).set_response_timeout(TIMEOUT);
-        loop {
-            let connecting = self.client.get_multiplexed_async_connection_with_config(&config);
-            let mut conn = tokio::select! {
-                r = connecting => match r {
-                    Ok(c) => c,
-                    Err(e) => {
-                        backoff.failed(&self.url, "publishing", &e);
-                        if wait_or_shutdown(backoff.delay(), &mut shutdown).await { return }
-                        continue;
-                    }
-                },
-                _ = shutdown.changed() => return,
-            };
-            backoff.connected(&self.url, "publishing");
-            // Whatever was queued before an outage was for a connection that is gone.
-            self.take_queue();
-            self.publishing.store(true, Ordering::Release);
-            let error = loop {
-                let batch = self.take_queue();
-                if batch.is_empty() {
-                    tokio::select! {
-                        _ = self.queued.notified() => continue,
-                        _ = shutdown.changed() => return,
-                    }
-                }
-                let mut pipe = redis::pipe();
-                for (channel, payload) in &batch {
-                    pipe.cmd("PUBLISH").arg(channel).arg(payload).ignore();
-                }
-                if let Err(e) = pipe.query_async::<()>(&mut conn).await {
-                    self.lost.fetch_add(batch.len() as u64, Ordering::Relaxed);
-                    break e;
-                }
-            };
-            self.publishing.store(false, Ordering::Release);
-            backoff.lost(&self.url, "publishing", &error);
-            if wait_or_shutdown(backoff.delay(), &mut shutdown).await {
-                return;
-            }
-        }
-    }
-
-    async fn subscribe_loop(self: Arc<Self>, inner: Weak<Inner>) {
-        let mut shutdown = self.shutdown.subscribe();
-        let mut backoff = Backoff::default();
-        loop {
-            let connecting = timeout(TIMEOUT, self.client.get_async_pubsub());
-            let pubsub = tokio::select! {
-                r = connecting => match r {
-                    Ok(Ok(p)) => p,
-                    Ok(Err(e)) => {
-                        backoff.failed(&self.url, "subscribing", &e);
-                        if wait_or_shutdown(backoff.delay(), &mut shutdown).await { return }
-                        continue;
-                    }
-                    Err(_) => {
-                        backoff.failed(&self.url, "subscribing", &"timed out");
-                        if wait_or_shutdown(backoff.delay(), &mut shutdown).await { return }
-                        continue;
-                    }
-                },
-                _ = shutdown.changed() => return,
-            };
-            let (mut sink, mut stream) = pubsub.split();
-            let mut have = Subscribed::default();
-            let mut recent = VecDeque::with_capacity(RECENT);
-            let mut ping = tokio::time::interval_at(Instant::now() + PING_INTERVAL, PING_INTERVAL);
-            let mut first = true;
-            let error: String = loop {
-                if first {
-                    first = false;
-                    let Some(inner) = inner.upgrade() else { return };
-                    match self.reconcile(&inner, &mut sink, &mut have).await {
-                        Ok(()) => {
-                            backoff.connected(&self.url, "subscribing");
-                            if !have.is_empty() {
-                                tracing::info!(
-                                    "redis {}: subscribed to {} channels and {} patterns",
-                                    self.url,
-                                    have.channels.len(),
-                                    have.patterns.len()
-                                );
-                            }
-                            self.subscribing.store(true, Ordering::Release);
-                        }
-                        Err(e) => break e.to_string(),
-                    }
-                }
-                tokio::select! {
-                    msg = stream.next() => match msg {
-                        Some(msg) => {
-                            let Some(inner) = inner.upgrade() else { return };
-                            self.receive(&inner, &msg, &mut recent);
-                        }
-                        None => break "the connection closed".to_owned(),
-                    },
-                    _ = self.changed.notified() => {
-                        let Some(inner) = inner.upgrade() else { return };
-                        if let Err(e) = self.reconcile(&inner, &mut sink, &mut have).await {
-                            break e.to_string();
-                        }
-                    }
-                    _ = ping.tick() => match timeout(TIMEOUT, sink.ping::<redis::Value>()).await {
-                        Ok(Ok(_)) => {}
-                        Ok(Err(e)) => break e.to_string(),
-                        Err(_) => break "no answer to a ping".to_owned(),
-                    },
-                    _ = shutdown.changed() => return,
-                }
-            };
-            self.subscribing.store(false, Ordering::Release);
-            backoff.lost(&self.url, "subscribing", &error);
-            if wait_or_shutdown(backoff.delay(), &mut shutdown).await {
-                return;
-            }
-        }
-    }
-
-    /// Brings Redis's subscriptions in line with the filters that have local subscribers.
-    async fn reconcile(&self, inner: &Inner, sink: &mut PubSubSink, have: &mut Subscribed) -> redis::RedisResult<()> {
-        let mut channels = HashSet::new();
-        let mut patterns = HashSet::new();
-        for (filter, _) in inner.read().filters() {
-            match &filter {
-                Filter::Exact(_) => channels.insert(redis_name(&self.prefix, &filter)),
-                Filter::Prefix(_) => patterns.insert(redis_name(&self.prefix, &filter)),
-            };
-        }
-        // One channel per command: a SUBSCRIBE of several channels gets one reply per channel,
-        // which the client library would match against later requests.
-        for c in channels.difference(&have.channels).cloned().collect::<Vec<_>>() {
-            sink.subscribe(&c).await?;
-            have.channels.insert(c);
-        }
-        for c in have.channels.difference(&channels).cloned().collect::<Vec<_>>() {
-            sink.unsubscribe(&c).await?;
-            have.channels.remove(&c);
-        }
-        for p in patterns.difference(&have.patterns).cloned().collect::<Vec<_>>() {
-            sink.psubscribe(&p).await?;
-            have.patterns.insert(p);
-        }
-        for p in have.patterns.difference(&patterns).cloned().collect::<Vec<_>>() {
-            sink.punsubscribe(&p).await?;
-            have.patterns.remove(&p);
-        }
-        Ok(())
-    }
-
-    /// A message from Redis: deliver it to local subscribers, unless this node published it or
-    /// already delivered it.
-    fn receive(&self, inner: &Inner, msg: &redis::Msg, recent: &mut VecDeque<Origin>) {
-        let Some(topic) = msg.get_channel_name().strip_prefix(self.prefix.as_str()) else { return };
-        let Some((origin, message)) = wire::decode(msg.get_payload_bytes()) else {
-            tracing::debug!(channel = msg.get_channel_name(), "ignored a message not published by duplex");
-            return;
+    fn read(&self, topic: &str, lifetimes: Lifetimes, read: Read) -> StoreFuture<Page> {
+        let Some(mut conn) = self.connection() else {
+            let e = StoreError::Unavailable(format!("redis {} is unreachable", self.url));
+            return Box::pin(std::future::ready(Err(e)));
         };
-        if origin.node == self.node || recent.contains(&origin) {
-            return;
-        }
-        if recent.len() == RECENT {
-            recent.pop_front();
-        }
-        recent.push_back(origin);
-        inner.deliver_remote(topic, &message);
-    }
-}
-
-/// The Redis channel of `topic` under `prefix` (`duplex:<namespace>:`).
-fn channel(prefix: &str, topic: &str) -> String {
-    format!("{prefix}{topic}")
-}
-
-/// What to `SUBSCRIBE` (a channel) or `PSUBSCRIBE` (a glob pattern) for `filter`.
-fn redis_name(prefix: &str, filter: &Filter) -> String {
-    match filter {
-        Filter::Exact(t) => channel(prefix, t),
-        Filter::Prefix(p) => format!("{}*", glob_escape(&channel(prefix, p))),
-    }
-}
-
-/// What the subscribing connection follows in Redis now.
-#[derive(Default)]
-struct Subscribed {
-    channels: HashSet<String>,
-    patterns: HashSet<String>,
-}
-
-impl Subscribed {
-    fn is_empty(&self) -> bool {
-        self.channels.is_empty() && self.patterns.is_empty()
+        let (scripts, names, topic) = (self.scripts.clone(), self.names.clone(), topic.to_owned());
+        Box::pin(async move { history::read(&mut conn, &scripts, &names, &topic, lifetimes, read).await })
     }
 }
 
@@ -386,6 +199,7 @@ impl Backoff {
     }
 
     fn failed(&mut self, url: &str, role: &str, error: &dyn std::fmt::Display) {
+        crate::metrics::redis_link(role, false, false);
         if self.down_since.is_none() {
             self.down_since = Some(std::time::Instant::now());
             tracing::warn!(
@@ -397,21 +211,26 @@ impl Backoff {
     }
 
     fn lost(&mut self, url: &str, role: &str, error: &dyn std::fmt::Display) {
+        crate::metrics::redis_link(role, false, false);
         self.down_since = Some(std::time::Instant::now());
         tracing::warn!(
             "redis {url}: lost the {role} connection: {error}; serving local subscribers only, reconnecting"
         );
     }
 
-    fn connected(&mut self, url: &str, role: &str) {
+    /// Returns whether this is a reconnection (it was connected before).
+    fn connected(&mut self, url: &str, role: &str) -> bool {
+        let again = self.ever_connected;
+        crate::metrics::redis_link(role, true, again);
         match self.down_since.take() {
-            Some(since) if self.ever_connected => {
+            Some(since) if again => {
                 tracing::info!("redis {url}: reconnected ({role}) after {:.1}s", since.elapsed().as_secs_f64())
             }
             _ => tracing::info!("redis {url}: connected ({role})"),
         }
         self.ever_connected = true;
         self.next = None;
+        again
     }
 }
 
@@ -443,21 +262,10 @@ pub fn redact_url(url: &str) -> String {
 mod tests {
     use super::*;
 
-    #[test]
-    fn channels_and_patterns_per_namespace() {
-        let f = |s: &str| Filter::parse(s).unwrap();
-        assert_eq!(redis_name("duplex:pubsub:", &f("chat.lobby")), "duplex:pubsub:chat.lobby");
-        assert_eq!(redis_name("duplex:relay:", &f("/lobby")), "duplex:relay:/lobby");
-        assert_eq!(redis_name("duplex:pubsub:", &f("chat.*")), "duplex:pubsub:chat.*");
-        assert_eq!(redis_name("duplex:pubsub:", &f("*")), "duplex:pubsub:*");
-        // Glob characters in a topic match literally.
-        assert_eq!(redis_name("duplex:pubsub:", &f("a?[b].*")), "duplex:pubsub:a\\?\\[b\\].*");
-    }
-
     #[tokio::test]
     async fn a_namespace_is_a_channel_prefix() {
         let b = Backplane::new("relay", RedisOptions::new("redis://127.0.0.1:1".into())).unwrap();
-        assert_eq!(b.prefix, "duplex:relay:");
+        assert_eq!(b.names.channel("x"), "duplex:relay:{t:x}");
         assert!(Backplane::new("x", RedisOptions::new("not a url".into())).is_err());
     }
 
@@ -481,7 +289,22 @@ mod tests {
         assert!(delays[0] >= BACKOFF_MIN && delays[0] <= BACKOFF_MIN * 6 / 5);
         assert!(delays[1] >= BACKOFF_MIN * 2);
         assert!(delays.iter().all(|d| *d <= BACKOFF_MAX * 6 / 5));
-        b.connected("redis://x", "test");
+        assert!(!b.connected("redis://x", "test"), "the first connection");
         assert!(b.delay() <= BACKOFF_MIN * 6 / 5);
+        assert!(b.connected("redis://x", "test"), "a reconnection");
+    }
+
+    #[tokio::test]
+    async fn history_fails_fast_while_redis_is_away() {
+        let b = Backplane::new("x", RedisOptions::new("redis://127.0.0.1:1".into())).unwrap();
+        let lifetimes = Lifetimes {
+            policy: crate::HistoryPolicy::new(10, Duration::from_secs(10)),
+            meta_ttl: Duration::from_secs(10),
+            id_window: Duration::from_secs(10),
+        };
+        let appended = b.append("t", lifetimes, Publication::json("1".into()), Some("id")).await;
+        assert!(matches!(appended, Err(StoreError::Unavailable(_))), "{appended:?}");
+        let read = b.read("t", lifetimes, Read::position()).await;
+        assert!(matches!(read, Err(StoreError::Unavailable(_))), "{read:?}");
     }
 }
