@@ -16,11 +16,5 @@ async fn main() -> std::io::Result<()> {
     let (addr, rest) = standalone::address_from_args();
     standalone::no_other_args(&rest);
     let chat = chat::Chat::new(PubSub::new());
-    standalone::serve(addr, "chat", chat::PAGE, move |mut ws| {
-        let chat = chat.clone();
-        async move {
-            let _ = chat::handle(&mut ws, &chat).await;
-        }
-    })
-    .await
+    standalone::serve(addr, "chat", chat::PAGE, chat).await
 }

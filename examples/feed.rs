@@ -15,11 +15,5 @@ async fn main() -> std::io::Result<()> {
     let (addr, rest) = standalone::address_from_args();
     standalone::no_other_args(&rest);
     let feed = feed::Feed::start(PubSub::new());
-    standalone::serve(addr, "feed", feed::PAGE, move |mut ws| {
-        let feed = feed.clone();
-        async move {
-            let _ = feed::handle(&mut ws, &feed).await;
-        }
-    })
-    .await
+    standalone::serve(addr, "feed", feed::PAGE, feed).await
 }

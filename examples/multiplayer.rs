@@ -15,11 +15,5 @@ async fn main() -> std::io::Result<()> {
     let (addr, rest) = standalone::address_from_args();
     standalone::no_other_args(&rest);
     let world = multiplayer::World::start(PubSub::new());
-    standalone::serve(addr, "multiplayer", multiplayer::PAGE, move |mut ws| {
-        let world = world.clone();
-        async move {
-            let _ = multiplayer::handle(&mut ws, &world).await;
-        }
-    })
-    .await
+    standalone::serve(addr, "multiplayer", multiplayer::PAGE, world).await
 }

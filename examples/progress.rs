@@ -37,11 +37,5 @@ async fn main() -> std::io::Result<()> {
         }
     }
     let jobs = progress::Jobs::new(PubSub::new(), specs);
-    standalone::serve(addr, "progress", progress::PAGE, move |mut ws| {
-        let jobs = jobs.clone();
-        async move {
-            let _ = progress::handle(&mut ws, &jobs).await;
-        }
-    })
-    .await
+    standalone::serve(addr, "progress", progress::PAGE, jobs).await
 }

@@ -97,7 +97,7 @@ pub fn execute(connections: &Connections, line: &str) -> String {
     let n = connections.broadcast(line);
     let total = connections.len();
     if n == total {
-        format!("sent to {n} connection{}", if n == 1 { "" } else { "s" })
+        format!("sent to {}", crate::apps::connections(n))
     } else {
         format!("sent to {n} of {total} connections (the others are closing or not reading)")
     }

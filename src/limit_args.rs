@@ -52,6 +52,33 @@ pub struct LimitArgs {
     /// On SIGINT/SIGTERM: time the connections get to finish their close handshakes.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
+    /// Most connections at once from one client address (IPv6: one /64); more get 429 (wss://:
+    /// closed before TLS). `0`: no limit.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub max_conns_per_ip: u32,
+    /// Most handshakes per second from one client address, on average (`10/s` or `10`); over
+    /// it, 429 with Retry-After. Off by default.
+    #[arg(long, value_name = "R/s", value_parser = parse_rate)]
+    pub handshake_rate: Option<f64>,
+    /// Handshakes one address may start at once before --handshake-rate applies (default: one
+    /// second's worth, at least 1).
+    #[arg(long, value_name = "B", requires = "handshake_rate")]
+    pub handshake_burst: Option<u32>,
+    /// Leading bits of an IPv4 address that name one client for the per-address limits.
+    #[arg(long, default_value_t = 32, value_name = "BITS", value_parser = clap::value_parser!(u8).range(0..=32))]
+    pub per_ip_v4_prefix: u8,
+    /// Leading bits of an IPv6 address that name one client for the per-address limits.
+    #[arg(long, default_value_t = 64, value_name = "BITS", value_parser = clap::value_parser!(u8).range(0..=128))]
+    pub per_ip_v6_prefix: u8,
+}
+
+/// `10/s`, `2.5/s` or `10`: handshakes per second, over zero.
+fn parse_rate(s: &str) -> Result<f64, String> {
+    let n = s.strip_suffix("/s").unwrap_or(s).trim();
+    match n.parse::<f64>() {
+        Ok(r) if r > 0.0 && r.is_finite() => Ok(r),
+        _ => Err(format!("`{s}` is not a rate: write handshakes per second, like `10/s`")),
+    }
 }
 
 impl LimitArgs {
@@ -61,11 +88,12 @@ impl LimitArgs {
         config.handshake_timeout = self.handshake_timeout;
         config.handshake_limits.max_head_bytes = self.max_header_bytes;
         config.handshake_limits.max_headers = self.max_headers;
-        config.protocol.max_frame_size = self.max_frame_size;
-        config.close_timeout = self.close_timeout;
-        config.ping_interval = (!self.ping_interval.is_zero()).then_some(self.ping_interval);
-        config.pong_timeout = self.pong_timeout;
-        config.idle_timeout = (!self.idle_timeout.is_zero()).then_some(self.idle_timeout);
+        let off_if_zero = |d: Duration| (!d.is_zero()).then_some(d);
+        let mut config = config
+            .max_frame_size(self.max_frame_size)
+            .close_timeout(self.close_timeout)
+            .keepalive(off_if_zero(self.ping_interval), self.pong_timeout)
+            .idle_timeout(off_if_zero(self.idle_timeout));
         config.write_buffer_limit = self.write_buffer_limit;
         config.slow_consumer = match self.slow_consumer.as_str() {
             "drop" => SlowConsumer::Drop,
@@ -75,5 +103,24 @@ impl LimitArgs {
         config.allowed_origins = self.allow_origins.clone();
         config.shutdown_grace = self.shutdown_grace;
         config
+    }
+
+    /// Whether a per-address limit is asked for.
+    pub fn wants_ip_limits(&self) -> bool {
+        self.max_conns_per_ip > 0 || self.handshake_rate.is_some()
+    }
+
+    /// The per-address limits asked for.
+    #[cfg(feature = "ip-limits")]
+    pub fn ip_limits(&self) -> duplex::ip_limit::IpLimits {
+        let mut limits =
+            duplex::ip_limit::IpLimits::new().ipv4_prefix(self.per_ip_v4_prefix).ipv6_prefix(self.per_ip_v6_prefix);
+        if self.max_conns_per_ip > 0 {
+            limits = limits.max_connections(self.max_conns_per_ip);
+        }
+        if let Some(rate) = self.handshake_rate {
+            limits = limits.handshake_rate(rate, self.handshake_burst.unwrap_or(rate.ceil() as u32));
+        }
+        limits
     }
 }

@@ -6,12 +6,17 @@ mod connect;
 mod console;
 mod echo;
 mod limit_args;
+mod metrics_args;
+#[cfg(feature = "metrics")]
+mod prometheus;
 mod pubsub_args;
+mod pubsub_cli;
 mod relay;
 mod serve;
 mod server_args;
 mod signals;
 mod tls_args;
+mod trim;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -71,6 +76,11 @@ enum Command {
     /// the same URL path (its room), the sender included unless --no-echo.
     #[command(after_help = AFTER_HELP)]
     Relay(relay::Args),
+    /// `/pubsub` clients over several nodes: `pubsub pub` publishes numbered messages until each
+    /// is acknowledged, `pubsub sub` subscribes (resuming after failovers) and with --verify-seq
+    /// checks nothing was lost or duplicated (docs/pubsub.md).
+    #[command(after_help = pubsub_cli::AFTER_HELP)]
+    Pubsub(pubsub_cli::Args),
     /// Load generators: `bench echo` (throughput, latency, server CPU) and `bench connections`
     /// (connect rate, server memory per idle connection).
     Bench(bench::Args),
@@ -97,9 +107,11 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
-fn init_logging() {
+/// Logs to stderr: RUST_LOG's filter, or `info` (`debug` for duplex's own messages when `verbose`).
+fn init_logging(verbose: bool) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let default = if verbose { "info,duplex=debug" } else { "info" };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     // Colours only for a terminal: logs piped to a file or a test stay plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt()
@@ -126,7 +138,7 @@ fn runtime(threads: Option<u16>) -> std::io::Result<tokio::runtime::Runtime> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    init_logging(matches!(&cli.command, Command::Connect(a) if a.verbose()));
     let runtime = match runtime(cli.threads) {
         Ok(rt) => rt,
         Err(e) => {
@@ -140,6 +152,7 @@ fn main() -> ExitCode {
             Command::Echo(args) => echo::run(args).await,
             Command::Connect(args) => connect::run(args).await,
             Command::Relay(args) => relay::run(args).await,
+            Command::Pubsub(args) => pubsub_cli::run(args).await,
             Command::Bench(args) => bench::run(args).await,
         }
     });

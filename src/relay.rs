@@ -7,11 +7,11 @@
 //! shared by the whole room, which is sent uncompressed anyway, so a negotiated extension would
 //! only cost each connection a decompressor for what clients send (see docs/pubsub.md).
 
-use duplex::{Connections, Message, WebSocket};
+use duplex::{Message, ServerStream, WebSocket};
+use duplex_apps::router::{App, Ended, Router, Session};
 use duplex_pubsub::{topic, PubSub};
-use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::apps::{connections, log_closed};
+use crate::apps::connections;
 use crate::exit;
 use crate::pubsub_args::PubSubOptions;
 use crate::server_args::ServerOptions;
@@ -52,57 +52,40 @@ pub async fn run(args: Args) -> u8 {
     let (ws, _) = args.server.schemes();
     let echo = if args.no_echo { "without echo" } else { "with echo" };
     tracing::info!("relaying on {ws}://{addr}/<room> (a room is a URL path; {echo})");
-    let connections = Connections::new();
-    let no_echo = args.no_echo;
     crate::signals::shutdown_on_signals(server.shutdown_handle());
-    let served = server
-        .serve(move |incoming| {
-            let connections = connections.clone();
-            let pubsub = pubsub.clone();
-            async move {
-                let peer = incoming.peer_addr();
-                let req = match incoming.request().await {
-                    Ok(r) => r,
-                    Err(e) => return tracing::debug!(%peer, "bad request: {e}"),
-                };
-                if !req.is_websocket() {
-                    let body = "duplex relay: open a WebSocket to ws://<host>:<port>/<room>\n";
-                    let _ = req.reject(426, body).await;
-                    return;
-                }
-                let room = req.request().path().to_owned();
-                if let Err(e) = topic::check_topic(&room) {
-                    let _ = req.reject(400, &format!("not a room name: {e}\n")).await;
-                    return;
-                }
-                match req.accept().await {
-                    Ok(mut ws) => {
-                        let registration = connections.register(&mut ws, peer, room.clone());
-                        session(registration.id(), ws, &pubsub, &room, peer, no_echo).await;
-                    }
-                    Err(e) => tracing::info!(%peer, "handshake failed: {e}"),
-                }
-            }
-        })
-        .await;
-    crate::server_args::exit_code(served)
+    let router = Router::new()
+        .fallback(Relay { pubsub, no_echo: args.no_echo })
+        .not_found(426, "duplex relay: open a WebSocket to ws://<host>:<port>/<room>\n");
+    crate::server_args::exit_code(router.serve(server).await)
+}
+
+/// Rooms: every path that is a valid topic name.
+struct Relay {
+    pubsub: PubSub,
+    no_echo: bool,
+}
+
+impl App for Relay {
+    fn check(&self, path: &str) -> Result<(), (u16, String)> {
+        topic::check_topic(path).map_err(|e| (400, format!("not a room name: {e}\n")))
+    }
+
+    fn serve(&self, ws: WebSocket<ServerStream>, path: &str) -> Session {
+        let (pubsub, room, no_echo) = (self.pubsub.clone(), path.to_owned(), self.no_echo);
+        Box::pin(async move { session(ws, &pubsub, &room, no_echo).await })
+    }
 }
 
 /// One connection in `room`: relay what it sends, log how it came and went.
-async fn session<S: AsyncRead + AsyncWrite + Unpin>(
-    id: u64,
-    mut ws: WebSocket<S>,
-    pubsub: &PubSub,
-    room: &str,
-    peer: std::net::SocketAddr,
-    no_echo: bool,
-) {
+async fn session(mut ws: WebSocket<ServerStream>, pubsub: &PubSub, room: &str, no_echo: bool) -> Ended {
     let me = pubsub.attach(&mut ws);
+    let id = me.id();
     if let Err(e) = me.subscribe(room) {
         tracing::warn!("#{id} cannot join {room}: {e}");
-        return;
+        drop(me);
+        return Ended::new(ws, Ok(()));
     }
-    tracing::info!("#{id} opened from {peer} ({room}); room {room} has {}", connections(pubsub.subscriber_count(room)));
+    tracing::info!("#{id} joined {room}; room {room} has {}", connections(pubsub.subscriber_count(room)));
     let mut error = None;
     while let Some(received) = ws.recv().await {
         let message: Message = match received {
@@ -121,5 +104,5 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
     }
     drop(me);
     let left = connections(pubsub.subscriber_count(room));
-    log_closed(id, &ws, error, &format!("; room {room} has {left}"));
+    Ended::new(ws, error.map_or(Ok(()), Err)).note(format!("; room {room} has {left}"))
 }

@@ -3,12 +3,14 @@
 //! closes. Lines typed on stdin are sent to the connections (see [`crate::console`]).
 //! WebSockets to `/pubsub` get the JSON pub/sub endpoint instead ([`crate::apps::pubsub`]).
 //! The pub/sub demos have their pages at `/chat`, `/feed`, `/multiplayer` and `/progress`, and their
-//! WebSockets at `<page>/ws` ([`crate::apps::demos`]); with `--redis`, the chat's rooms (messages,
-//! notices and history) are shared with every node using the same Redis server.
+//! WebSockets at `<page>/ws` ([`duplex_apps::demos`]); with `--redis`, the chat's rooms (messages,
+//! notices and history) are shared with every node using the same Redis server. Each is an
+//! application mounted on a [`Router`], one line each in [`run`].
 
 use std::time::Duration;
 
-use duplex::{Connections, Message, WebSocket};
+use duplex::{Message, WebSocket};
+use duplex_apps::router::Router;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::server_args::ServerOptions;
@@ -16,6 +18,9 @@ use crate::{exit, parse_duration};
 
 /// The demo page, embedded in the binary.
 const INDEX_HTML: &str = include_str!("../web/index.html");
+/// The page of the `/pubsub` client (`web/duplex-pubsub.js`), at `/pubsub` (a plain GET; WebSockets
+/// there get the endpoint).
+const PUBSUB_HTML: &str = include_str!("../web/pubsub.html");
 
 /// Options of `duplex serve`.
 #[derive(clap::Args, Debug)]
@@ -31,6 +36,8 @@ pub struct Args {
     /// Topics of the JSON pub/sub endpoint at /pubsub (docs/pubsub.md).
     #[command(flatten)]
     pubsub: crate::pubsub_args::PubSubOptions,
+    #[command(flatten)]
+    history: crate::pubsub_args::HistoryOptions,
 }
 
 pub async fn run(args: Args) -> u8 {
@@ -41,107 +48,74 @@ pub async fn run(args: Args) -> u8 {
     let (ws, http) = args.server.schemes();
     tracing::info!("listening on {ws}://{addr} (page at {http}://{addr}/)");
     let interval = args.interval;
-    let pubsub = match args.pubsub.build("pubsub") {
+    let pubsub = match args.pubsub.build_with("pubsub", Some(&args.history)) {
         Ok(p) => duplex_pubsub::JsonEndpoint::new(p),
         Err(e) => {
             tracing::error!("{e}");
             return exit::FAILURE;
         }
     };
-    let demos = match crate::apps::demos::Demos::start(args.pubsub.redis.as_deref()) {
+    for (pattern, policy) in &args.history.history {
+        tracing::info!(
+            "/pubsub: history on {pattern}: {} messages for {}s after the latest",
+            policy.size,
+            policy.ttl.as_secs_f64()
+        );
+    }
+    let demos = match duplex_apps::demos::Demos::start(args.pubsub.redis.as_deref()) {
         Ok(d) => d,
         Err(e) => {
             tracing::error!("{e}");
             return exit::FAILURE;
         }
     };
-    let connections = Connections::new();
-    tokio::spawn(crate::console::run(connections.clone()));
+    tokio::spawn(crate::console::run(server.connections()));
     crate::signals::shutdown_on_signals(server.shutdown_handle());
-    let served = server
-        .serve(move |incoming| {
-            let connections = connections.clone();
-            let pubsub = pubsub.clone();
-            let demos = demos.clone();
-            async move {
-                let peer = incoming.peer_addr();
-                let req = match incoming.request().await {
-                    Ok(r) => r,
-                    Err(e) => return tracing::debug!(%peer, "bad request: {e}"),
-                };
-                if !req.is_websocket() {
-                    let path = req.request().path().to_owned();
-                    let method = req.request().method.clone();
-                    let page = match path.as_str() {
-                        "/" | "/index.html" => Some(INDEX_HTML),
-                        p => crate::apps::demos::page(p),
-                    };
-                    let _ = match (method.as_str(), page) {
-                        ("GET" | "HEAD", Some(page)) => {
-                            let headers = [
-                                ("Content-Type".to_owned(), "text/html; charset=utf-8".to_owned()),
-                                ("Cache-Control".to_owned(), "no-cache".to_owned()),
-                            ];
-                            let body = if method == "HEAD" { &b""[..] } else { page.as_bytes() };
-                            req.respond(200, &headers, body).await
-                        }
-                        _ => req.reject(404, "not found: the page is at / and WebSockets connect to any path\n").await,
-                    };
-                    return;
-                }
-                let path = req.request().target.clone();
-                let app_path = req.request().path().to_owned();
-                match req.accept().await {
-                    Ok(mut ws) => {
-                        let registration = connections.register(&mut ws, peer, path.clone());
-                        let id = registration.id();
-                        tracing::info!("#{id} opened from {peer} ({path})");
-                        match app_path.as_str() {
-                            crate::apps::pubsub::PATH => crate::apps::pubsub::session(id, ws, &pubsub).await,
-                            p => match crate::apps::demos::socket(p) {
-                                Some(demo) => demos.session(id, ws, demo).await,
-                                None => session(id, ws, interval).await,
-                            },
-                        }
-                    }
-                    Err(e) => tracing::info!(%peer, "handshake failed: {e}"),
-                }
-            }
-        })
-        .await;
-    crate::server_args::exit_code(served)
+    // Each application is one line: the seed page and its pushes, /pubsub, the four demos.
+    let router = Router::new()
+        .page("/", INDEX_HTML)
+        .page("/index.html", INDEX_HTML)
+        .file("/reconnect.js", duplex_apps::SCRIPT_TYPE, duplex_apps::RECONNECT_JS)
+        .file("/duplex-pubsub.js", duplex_apps::SCRIPT_TYPE, duplex_apps::DUPLEX_PUBSUB_JS)
+        .page(crate::apps::pubsub::PATH, PUBSUB_HTML)
+        .socket(crate::apps::pubsub::PATH, crate::apps::pubsub::PubSubApp(pubsub));
+    let router = demos
+        .mount(router)
+        .fallback(Seed { interval })
+        .not_found(404, "not found: the page is at / and WebSockets connect to any path\n");
+    crate::server_args::exit_code(router.serve(server).await)
 }
 
-/// One connection: log what it sends, push on a timer, log how it closed.
-async fn session<S: AsyncRead + AsyncWrite + Unpin>(id: u64, mut ws: WebSocket<S>, interval: Duration) {
+/// The reference scenario, at every path nothing else is mounted at: log what a connection
+/// sends, push `Message <n>` to it every `interval`.
+#[derive(Clone)]
+struct Seed {
+    interval: Duration,
+}
+
+duplex_apps::app_from_handler!(Seed, session);
+
+/// One connection: log what it sends, push on a timer, until it closes.
+async fn session<S: AsyncRead + AsyncWrite + Unpin>(ws: &mut WebSocket<S>, seed: &Seed) -> duplex::Result<()> {
+    let id = ws.id().unwrap_or_default();
+    let interval = seed.interval;
     let mut ticker = (!interval.is_zero()).then(|| {
         let mut t = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
         t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         t
     });
-    let mut error = None;
     loop {
         tokio::select! {
             msg = ws.recv() => match msg {
                 Some(Ok(m)) => log_message(id, &m),
-                Some(Err(e)) => { error = Some(e); break }
-                None => break,
+                Some(Err(e)) => return Err(e),
+                None => return Ok(()),
             },
             _ = async { ticker.as_mut().expect("guarded").tick().await }, if ticker.is_some() => {
                 let n: u32 = rand::random_range(0..1_000_000);
-                if let Err(e) = ws.send(format!("Message {n}")).await {
-                    error = Some(e);
-                    break;
-                }
+                ws.send(format!("Message {n}")).await?;
             }
         }
-    }
-    let by = |us: bool| if us { " (closed by the server)" } else { "" };
-    match (ws.closing_frame(), error) {
-        (Some((Some(f), us)), _) => tracing::info!("#{id} closed {} {}{}", f.code, f.reason, by(us)),
-        (Some((None, us)), _) => tracing::info!("#{id} closed 1005 (no status code){}", by(us)),
-        (None, Some(e)) => tracing::info!("#{id} closed {} ({e})", e.close_code()),
-        (None, None) => tracing::info!("#{id} closed 1006 (connection lost)"),
     }
 }
 

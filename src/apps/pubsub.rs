@@ -1,5 +1,5 @@
 //! `/pubsub` in `duplex serve`: the JSON pub/sub endpoint of `duplex-pubsub` (protocol in
-//! docs/pubsub.md), with serve's connection logs.
+//! docs/pubsub.md), as an application of the router.
 
 use duplex::WebSocket;
 use duplex_pubsub::JsonEndpoint;
@@ -8,8 +8,13 @@ use tokio::io::{AsyncRead, AsyncWrite};
 /// Where `duplex serve` mounts it.
 pub const PATH: &str = "/pubsub";
 
-/// Serves connection `id` until it closes, then logs how it closed.
-pub async fn session<S: AsyncRead + AsyncWrite + Unpin>(id: u64, mut ws: WebSocket<S>, endpoint: &JsonEndpoint) {
-    let result = endpoint.run(&mut ws).await;
-    super::log_closed(id, &ws, result.err(), "");
+/// The endpoint, mounted at [`PATH`].
+#[derive(Clone)]
+pub struct PubSubApp(pub JsonEndpoint);
+
+/// Serves one connection until it closes.
+async fn handle<S: AsyncRead + AsyncWrite + Unpin>(ws: &mut WebSocket<S>, app: &PubSubApp) -> duplex::Result<()> {
+    app.0.run(ws).await
 }
+
+duplex_apps::app_from_handler!(PubSubApp, handle);

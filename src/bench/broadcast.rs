@@ -9,7 +9,7 @@
 //! Every payload carries the send time (ns since the bench started, the same clock for every
 //! connection of this process), its round and its sender; latency is measured at each receiver.
 
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -19,6 +19,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
+use super::wire::{close_reason, masked_control, FrameReader, Phase, Stage};
 use super::{human_ns, parse_size, thousands, Histogram, Json, Progress, Target};
 use crate::{exit, parse_duration};
 
@@ -61,13 +62,9 @@ pub struct Args {
     json: bool,
 }
 
-const WARMUP: u8 = 0;
-const MEASURE: u8 = 1;
-const STOP: u8 = 2;
-
 struct Shared {
     epoch: Instant,
-    phase: AtomicU8,
+    phase: Phase,
     clients: usize,
     /// Messages received, since the start.
     delivered: AtomicU64,
@@ -85,7 +82,7 @@ struct Shared {
 
 impl Shared {
     fn fail(&self, conn: usize, e: String) {
-        if self.phase.load(Ordering::Relaxed) == STOP {
+        if self.phase.get() == Stage::Stop {
             return;
         }
         self.failed.fetch_add(1, Ordering::Relaxed);
@@ -158,7 +155,7 @@ pub async fn run(args: Args) -> Result<u8, String> {
 
     let shared = Arc::new(Shared {
         epoch: Instant::now(),
-        phase: AtomicU8::new(WARMUP),
+        phase: Phase::default(),
         clients: args.clients,
         delivered: AtomicU64::new(0),
         measured: AtomicU64::new(0),
@@ -201,7 +198,7 @@ pub async fn run(args: Args) -> Result<u8, String> {
     if let Some(r) = args.rounds {
         shared.target_rounds.store(r.saturating_mul(args.clients as u64), Ordering::Relaxed);
     }
-    shared.phase.store(MEASURE, Ordering::Relaxed);
+    shared.phase.set(Stage::Measure);
     let end = duration.map(|d| t0 + d);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.tick().await;
@@ -233,7 +230,7 @@ pub async fn run(args: Args) -> Result<u8, String> {
     let secs = super::secs_since(t0);
     let cpu1 = args.server_pid.and_then(super::cpu_seconds);
     let own1 = super::own_cpu_seconds();
-    shared.phase.store(STOP, Ordering::Relaxed);
+    shared.phase.set(Stage::Stop);
     for t in &tasks {
         t.abort();
     }
@@ -338,9 +335,7 @@ async fn client(
 ) -> Result<(), String> {
     let (mut rd, mut wr) = stream.into_split();
     let key: [u8; 4] = rand::random();
-    let mut buf = vec![0u8; if sends { 64 * 1024 } else { 4096 }.max(size + 2 * MAX_HEADER_LEN)];
-    let (mut start, mut end) = (0usize, leftover.len());
-    buf[..end].copy_from_slice(&leftover);
+    let mut reader = FrameReader::new(if sends { 64 * 1024 } else { 4096 }.max(size + 2 * MAX_HEADER_LEN), &leftover);
     // Messages seen of the current round and of the next (a faster client may already be there).
     let mut round: u32 = 0;
     let mut seen = [0usize; 2];
@@ -349,25 +344,13 @@ async fn client(
         wr.write_all(&frame(size, key, shared.now_ns(), round, id as u32)).await.map_err(|e| format!("write: {e}"))?;
     }
     loop {
-        let measuring = shared.phase.load(Ordering::Relaxed) == MEASURE;
+        let measuring = shared.phase.get() == Stage::Measure;
         let now = shared.now_ns();
         let mut got = 0u64;
         let mut out: Vec<u8> = Vec::new();
-        loop {
-            let avail = &buf[start..end];
-            let Some((header, hlen)) = FrameHeader::decode(avail).map_err(|e| format!("bad frame: {e}"))? else {
-                break;
-            };
-            let plen = header.payload_len as usize;
-            if avail.len() < hlen + plen {
-                if hlen + plen > buf.len() {
-                    return Err(format!("a {plen}-byte frame is larger than expected"));
-                }
-                break;
-            }
-            let payload = &avail[hlen..hlen + plen];
+        reader.frames(|header, payload| {
             match header.opcode {
-                Opcode::Binary | Opcode::Text if plen >= 16 => {
+                Opcode::Binary | Opcode::Text if payload.len() >= 16 => {
                     got += 1;
                     let t = u64::from_le_bytes(payload[..8].try_into().unwrap_or_default());
                     let r = u32::from_le_bytes(payload[8..12].try_into().unwrap_or_default());
@@ -398,35 +381,25 @@ async fn client(
                 Opcode::Binary | Opcode::Text | Opcode::Continuation => {
                     return Err("a message not sent by this bench".into());
                 }
-                Opcode::Ping => out.extend_from_slice(&control(Opcode::Pong, payload, key)),
+                Opcode::Ping => out.extend_from_slice(&masked_control(Opcode::Pong, payload, key)),
                 Opcode::Pong => {}
-                Opcode::Close => return Err("the server closed the connection".into()),
+                Opcode::Close => return Err(format!("the server closed the connection: {}", close_reason(payload))),
             }
-            start += hlen + plen;
-        }
+            Ok(())
+        })?;
         if got > 0 {
             shared.delivered.fetch_add(got, Ordering::Relaxed);
             if measuring {
                 shared.measured.fetch_add(got, Ordering::Relaxed);
             }
         }
-        if start == end {
-            (start, end) = (0, 0);
-        } else if buf.len() - end < 2048 {
-            buf.copy_within(start..end, 0);
-            (end, start) = (end - start, 0);
-        }
-        if shared.phase.load(Ordering::Relaxed) == STOP {
+        if shared.phase.get() == Stage::Stop {
             return Ok(());
         }
         if !out.is_empty() {
             wr.write_all(&out).await.map_err(|e| format!("write: {e}"))?;
         }
-        let r = rd.read(&mut buf[end..]).await.map_err(|e| format!("read: {e}"))?;
-        if r == 0 {
-            return Err("the server closed the TCP connection".into());
-        }
-        end += r;
+        reader.fill(&mut rd).await?;
     }
 }
 
@@ -441,25 +414,12 @@ async fn publish(id: usize, stream: TcpStream, size: usize, rate: f64, shared: &
     let mut every = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let mut round = 0u32;
-    while shared.phase.load(Ordering::Relaxed) != STOP {
+    while shared.phase.get() != Stage::Stop {
         every.tick().await;
         wr.write_all(&frame(size, key, shared.now_ns(), round, id as u32)).await.map_err(|e| format!("write: {e}"))?;
         round = round.wrapping_add(1);
     }
     Ok(())
-}
-
-/// A masked control frame (pong).
-fn control(opcode: Opcode, payload: &[u8], key: [u8; 4]) -> Vec<u8> {
-    let payload = &payload[..payload.len().min(125)];
-    let header = FrameHeader { fin: true, rsv: 0, opcode, mask: Some(key), payload_len: payload.len() as u64 };
-    let mut hbuf = [0u8; MAX_HEADER_LEN];
-    let hlen = header.encode(&mut hbuf);
-    let mut v = Vec::with_capacity(hlen + payload.len());
-    v.extend_from_slice(&hbuf[..hlen]);
-    v.extend_from_slice(payload);
-    mask::apply(&mut v[hlen..], key, 0);
-    v
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@
 pub mod broadcast;
 pub mod connections;
 pub mod echo;
+mod wire;
 
 use std::fmt::Write as _;
 use std::io::{IsTerminal, Write as _};
@@ -67,7 +68,7 @@ pub async fn run(args: Args) -> u8 {
 
 // ============================================================================ target and handshake
 
-/// A `ws://` URL taken apart.
+/// A `ws://` URL, parsed by the library's [`duplex::Target`] and resolved once.
 #[derive(Clone, Debug)]
 pub struct Target {
     /// The address connected to.
@@ -83,29 +84,15 @@ pub struct Target {
 impl Target {
     /// Parses `ws://host[:port][/path]` and resolves the host.
     pub fn parse(url: &str) -> Result<Target, String> {
-        let rest = if let Some(r) = url.strip_prefix("ws://") {
-            r
-        } else if url.starts_with("wss://") {
+        let parsed = duplex::Target::parse(url).map_err(|e| e.to_string())?;
+        if parsed.tls {
             return Err("wss:// is not supported by the bench: measure TLS separately".into());
-        } else {
-            return Err(format!("{url:?} is not a ws:// URL"));
-        };
-        let (authority, path) = match rest.find('/') {
-            Some(i) => (&rest[..i], &rest[i..]),
-            None => (rest, "/"),
-        };
-        let with_port = if authority.rsplit_once(':').is_some_and(|(_, p)| p.chars().all(|c| c.is_ascii_digit()))
-            && !authority.ends_with(']')
-        {
-            authority.to_owned()
-        } else {
-            format!("{authority}:80")
-        };
-        let addr = std::net::ToSocketAddrs::to_socket_addrs(&with_port)
-            .map_err(|e| format!("cannot resolve {authority:?}: {e}"))?
+        }
+        let addr = std::net::ToSocketAddrs::to_socket_addrs(&(parsed.host.as_str(), parsed.port))
+            .map_err(|e| format!("cannot resolve {:?}: {e}", parsed.host))?
             .next()
-            .ok_or_else(|| format!("{authority:?} resolves to no address"))?;
-        Ok(Target { addr, host: authority.to_owned(), path: path.to_owned(), url: url.to_owned() })
+            .ok_or_else(|| format!("{:?} resolves to no address", parsed.host))?;
+        Ok(Target { addr, host: parsed.host_header, path: parsed.resource, url: url.to_owned() })
     }
 }
 
@@ -540,8 +527,12 @@ mod tests {
         assert_eq!(t.addr.port(), 9001);
         assert_eq!(t.path, "/echo?x=1");
         assert_eq!(t.host, "127.0.0.1:9001");
-        assert_eq!(Target::parse("ws://127.0.0.1").unwrap().addr.port(), 80);
-        assert!(Target::parse("http://x").is_err());
+        let default_port = Target::parse("ws://127.0.0.1").unwrap();
+        assert_eq!(
+            (default_port.addr.port(), default_port.host.as_str(), default_port.path.as_str()),
+            (80, "127.0.0.1", "/")
+        );
+        assert!(Target::parse("ftp://x").is_err());
         assert!(Target::parse("wss://127.0.0.1").is_err());
     }
 

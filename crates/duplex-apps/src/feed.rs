@@ -21,7 +21,7 @@ use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::Notify;
 
-use crate::util;
+use crate::event;
 
 /// The page, embedded from `web/feed.html`.
 pub const PAGE: &str = include_str!("../../../web/feed.html");
@@ -120,12 +120,12 @@ impl Feed {
         // A random walk with a pull back towards 100, in steps of about 0.1%.
         let noise: f64 = (0..3).map(|_| rand::random_range(-1.0..1.0)).sum::<f64>() / 3.0;
         state.price = (state.price * (1.0 + 0.0025 * noise) + (100.0 - state.price) * 0.002).max(1.0);
-        let tick = Tick { seq: state.seq, t: util::now_ms(), price: (state.price * 100.0).round() / 100.0, load };
+        let tick = Tick { seq: state.seq, t: event::now_ms(), price: (state.price * 100.0).round() / 100.0, load };
         if state.backlog.len() == BACKLOG {
             state.backlog.pop_front();
         }
         state.backlog.push_back(tick);
-        let _ = self.pubsub.publish(TOPIC, util::json(&Event::Tick(&tick)));
+        let _ = self.pubsub.publish(TOPIC, event::json(&Event::Tick(&tick)));
     }
 }
 
@@ -140,7 +140,7 @@ pub async fn handle<S: AsyncRead + AsyncWrite + Unpin>(ws: &mut WebSocket<S>, fe
     let me = feed.pubsub.attach(ws);
     {
         let state = feed.state();
-        util::send(me.sender(), &Event::Backlog { rate: RATE, ticks: &state.backlog });
+        event::send(me.sender(), &Event::Backlog { rate: RATE, ticks: &state.backlog });
         if let Err(e) = me.subscribe(TOPIC) {
             tracing::warn!("feed: cannot subscribe: {e}");
         }
@@ -151,3 +151,5 @@ pub async fn handle<S: AsyncRead + AsyncWrite + Unpin>(ws: &mut WebSocket<S>, fe
     }
     Ok(())
 }
+
+crate::app_from_handler!(Feed, handle);

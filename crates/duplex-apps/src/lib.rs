@@ -2,9 +2,10 @@
 //!
 //! Each module is one demo: its page (plain HTML and JavaScript from `web/`, embedded here), the
 //! state it shares between connections, any background task it needs, and `handle`, which serves
-//! one WebSocket connection until it closes. `duplex serve` mounts them by path
-//! (`/chat`, `/feed`, `/multiplayer`, `/progress`, each with its socket at `<path>/ws`), and
-//! `examples/<demo>.rs` runs each alone ([`standalone::serve`]). Both use this code.
+//! one WebSocket connection until it closes; each state is an [`router::App`]. `duplex serve`
+//! mounts them by path on a [`router::Router`] ([`demos::Demos::mount`]: `/chat`, `/feed`,
+//! `/multiplayer`, `/progress`, each with its socket at `<path>/ws`), and `examples/<demo>.rs`
+//! runs each alone ([`standalone::serve`]). Both use this code.
 //!
 //! | demo | state | fan-out (duplex-pubsub topics) |
 //! | --- | --- | --- |
@@ -31,11 +32,28 @@
 //! `docs/demos.md`.
 
 pub mod chat;
+pub mod demos;
+mod event;
 pub mod feed;
 pub mod multiplayer;
 pub mod progress;
+pub mod router;
 pub mod standalone;
-mod util;
+
+/// The pages' WebSocket that reconnects with backoff and shows its state (`web/reconnect.js`, a
+/// JavaScript module). Each page imports it from `reconnect.js` beside itself (`/chat` from
+/// `/chat/reconnect.js`, a standalone demo's page at `/` from `/reconnect.js`): serve it there
+/// with [`SCRIPT_TYPE`].
+pub const RECONNECT_JS: &str = include_str!("../../../web/reconnect.js");
+
+/// The browser client of the `/pubsub` protocol over several nodes (`web/duplex-pubsub.js`, a
+/// JavaScript module importing `./reconnect.js`): positions kept per topic, resume after a
+/// reconnect, publishes retried until acknowledged. `duplex serve` serves it at
+/// `/duplex-pubsub.js`.
+pub const DUPLEX_PUBSUB_JS: &str = include_str!("../../../web/duplex-pubsub.js");
+
+/// The `Content-Type` of [`RECONNECT_JS`].
+pub const SCRIPT_TYPE: &str = "text/javascript; charset=utf-8";
 
 /// The namespace of the demos' topics ([`duplex_pubsub::Builder::namespace`]).
 pub const NAMESPACE: &str = "demos";

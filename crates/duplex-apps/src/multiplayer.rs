@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::Notify;
 
-use crate::util;
+use crate::event;
 
 /// The page, embedded from `web/multiplayer.html`.
 pub const PAGE: &str = include_str!("../../../web/multiplayer.html");
@@ -43,8 +43,16 @@ pub const SPEED: f64 = 600.0;
 pub const REACH: f64 = 24.0;
 /// The longest name, in characters.
 pub const MAX_NAME: usize = 16;
+/// How far from the gem a new dot appears, and a new gem from every dot, when the field has room:
+/// nobody scores by joining, and a gem is never taken the tick it appears.
+pub const CLEARANCE: f64 = 80.0;
 
-const COLORS: [&str; 8] = ["#e5534b", "#2f81f7", "#2da44e", "#d4a72c", "#a371f7", "#f778ba", "#1b9aaa", "#f0883e"];
+/// The gem's colour on the page (`web/multiplayer.html` draws it): no player has it, or one
+/// close to it.
+pub const GEM_COLOR: &str = "#d4a72c";
+
+/// The players' colours, in turn: far from each other and from [`GEM_COLOR`].
+const COLORS: [&str; 8] = ["#e5534b", "#2f81f7", "#2da44e", "#3e4b9e", "#a371f7", "#f778ba", "#1b9aaa", "#bf3989"];
 
 /// The world. Cloning gives another handle to the same world.
 #[derive(Clone)]
@@ -79,6 +87,19 @@ impl Point {
             x: rand::random_range(margin..WIDTH - margin).round(),
             y: rand::random_range(margin..HEIGHT - margin).round(),
         }
+    }
+
+    /// A random point at least [`CLEARANCE`] from each of `others`; a plain random point when a
+    /// few draws find none (a crowded field).
+    fn random_clear_of(others: impl Iterator<Item = Point> + Clone) -> Point {
+        let mut point = Point::random();
+        for _ in 0..32 {
+            if others.clone().all(|o| point.distance(o) >= CLEARANCE) {
+                break;
+            }
+            point = Point::random();
+        }
+        point
     }
 
     fn distance(self, other: Point) -> f64 {
@@ -176,7 +197,7 @@ impl World {
         }
         state.next_id += 1;
         let id = state.next_id;
-        let at = Point::random();
+        let at = Point::random_clear_of(std::iter::once(state.gem));
         let player = Player {
             name: format!("Player {id}"),
             color: COLORS[(id as usize - 1) % COLORS.len()],
@@ -192,7 +213,7 @@ impl World {
             height: HEIGHT,
             rate: TICK_RATE,
         };
-        util::send(me.sender(), &welcome);
+        event::send(me.sender(), &welcome);
         state.players.insert(id, player);
         if let Err(e) = me.subscribe(TOPIC) {
             tracing::warn!("multiplayer: cannot subscribe: {e}");
@@ -241,10 +262,10 @@ impl World {
             }
         }
         if taken {
-            state.gem = Point::random();
+            state.gem = Point::random_clear_of(state.players.values().map(|p| p.at));
         }
         let snapshot = Event::Snapshot { tick: state.tick, players: Self::views(&state), gem: state.gem };
-        let _ = self.pubsub.publish(TOPIC, util::json(&snapshot));
+        let _ = self.pubsub.publish(TOPIC, event::json(&snapshot));
     }
 }
 
@@ -272,16 +293,16 @@ pub async fn handle<S: AsyncRead + AsyncWrite + Unpin>(ws: &mut WebSocket<S>, wo
                         p.target = Point { x: x.clamp(0.0, WIDTH), y: y.clamp(0.0, HEIGHT) };
                     }
                 }
-                Ok(Request::Name { name }) => match util::clean(&name, MAX_NAME) {
+                Ok(Request::Name { name }) => match event::clean(&name, MAX_NAME) {
                     Some(name) => {
                         if let Some(p) = world.state().players.get_mut(&id) {
                             p.name = name;
                         }
                     }
-                    None => util::send_error(me.sender(), &format!("a name is 1 to {MAX_NAME} characters")),
+                    None => event::send_error(me.sender(), &format!("a name is 1 to {MAX_NAME} characters")),
                 },
                 Ok(Request::Move { .. }) => {}
-                Err(e) => util::send_error(me.sender(), &format!("not a request: {e}")),
+                Err(e) => event::send_error(me.sender(), &format!("not a request: {e}")),
             }
         }
         Ok(())
@@ -289,4 +310,42 @@ pub async fn handle<S: AsyncRead + AsyncWrite + Unpin>(ws: &mut WebSocket<S>, wo
     .await;
     world.state().players.remove(&id);
     result
+}
+
+crate::app_from_handler!(World, handle);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `#rrggbb` as red, green and blue.
+    fn rgb(color: &str) -> [f64; 3] {
+        let c = |i: usize| u8::from_str_radix(&color[i..i + 2], 16).unwrap() as f64;
+        [c(1), c(3), c(5)]
+    }
+
+    fn distance(a: &str, b: &str) -> f64 {
+        let (a, b) = (rgb(a), rgb(b));
+        ((a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2) + (a[2] - b[2]).powi(2)).sqrt()
+    }
+
+    #[test]
+    fn a_clear_point_keeps_its_distance() {
+        let dots = [Point { x: 400.0, y: 250.0 }, Point { x: 100.0, y: 100.0 }];
+        for _ in 0..1000 {
+            let p = Point::random_clear_of(dots.iter().copied());
+            assert!(dots.iter().all(|d| p.distance(*d) >= CLEARANCE), "{p:?} is too close");
+        }
+    }
+
+    #[test]
+    fn every_colour_stands_apart_from_the_gem_and_the_others() {
+        assert!(super::PAGE.contains(GEM_COLOR), "the page draws the gem in GEM_COLOR");
+        for (i, a) in COLORS.iter().enumerate() {
+            assert!(distance(a, GEM_COLOR) > 85.0, "{a} looks like the gem");
+            for b in &COLORS[i + 1..] {
+                assert!(distance(a, b) > 70.0, "{a} and {b} look alike");
+            }
+        }
+    }
 }

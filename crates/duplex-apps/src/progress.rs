@@ -6,7 +6,7 @@
 //! is ever run.
 //!
 //! ```text
-//! ← {"type":"hello","viewer":"viewer 3","jobs":[{"name":"build",…}],"current":{…job, its lines so far…}|null,"recent":[…],"viewers":2}
+//! ← {"type":"hello","viewer":"viewer 3","since":1764150000000,"jobs":[{"name":"build",…}],"current":{…job, its lines so far…}|null,"recent":[…],"viewers":2}
 //! → {"type":"start","job":"build"}        → {"type":"cancel"}
 //! ← {"type":"started","job":{"id":7,"name":"build","title":…,"by":"viewer 3","state":"running","percent":0,…}}
 //! ← {"type":"line","id":7,"line":{"n":12,"level":"info","text":"   Compiling bytes v1.10.1","ms":2210}}
@@ -14,6 +14,11 @@
 //! ← {"type":"finished","id":7,"state":"succeeded","secs":7.9,"recent":[…]}
 //! ← {"type":"viewers","count":3}
 //! ```
+//!
+//! Jobs live in the process's memory: a restart forgets them, and a job running then is gone
+//! with it. `since` (when these jobs' state was made, in milliseconds since the Unix epoch) tells
+//! a page that reconnects whether it is talking to the same server: if not, a job it saw running
+//! was lost, and the page says so rather than showing it running.
 
 use std::collections::VecDeque;
 use std::process::Stdio;
@@ -27,7 +32,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, BufReader};
 use tokio::sync::Notify;
 
-use crate::util;
+use crate::event;
 
 /// The page, embedded from `web/progress.html`.
 pub const PAGE: &str = include_str!("../../../web/progress.html");
@@ -190,6 +195,7 @@ enum Request {
 enum Event<'a> {
     Hello {
         viewer: &'a str,
+        since: u64,
         jobs: Vec<SpecView<'a>>,
         current: Option<&'a Job>,
         recent: &'a VecDeque<Summary>,
@@ -228,6 +234,8 @@ pub struct Jobs {
 
 struct Inner {
     specs: Vec<JobSpec>,
+    /// When this state was made (`since` in `hello`).
+    since: u64,
     state: Mutex<State>,
     viewers: AtomicU64,
 }
@@ -244,7 +252,7 @@ struct State {
 impl Jobs {
     /// Jobs from `specs` (the allow-list), published through `pubsub`.
     pub fn new(pubsub: PubSub, specs: Vec<JobSpec>) -> Jobs {
-        let inner = Inner { specs, state: Mutex::default(), viewers: AtomicU64::new(0) };
+        let inner = Inner { specs, since: event::now_ms(), state: Mutex::default(), viewers: AtomicU64::new(0) };
         Jobs { pubsub, inner: Arc::new(inner) }
     }
 
@@ -278,11 +286,11 @@ impl Jobs {
             state: JobState::Running,
             percent: matches!(spec.kind, Kind::Simulated(_)).then_some(0.0),
             step: "Starting".into(),
-            started: util::now_ms(),
+            started: event::now_ms(),
             secs: None,
             lines: Vec::new(),
         };
-        let _ = self.pubsub.publish(TOPIC, util::json(&Event::Started { job: &job }));
+        let _ = self.pubsub.publish(TOPIC, event::json(&Event::Started { job: &job }));
         state.current = Some(job);
         let cancel = Arc::new(Notify::new());
         state.cancel = Some(cancel.clone());
@@ -400,7 +408,7 @@ impl Jobs {
             _ => return,
         };
         let line = LogLine { n, level, text, ms };
-        let _ = self.pubsub.publish(TOPIC, util::json(&Event::Line { id, line: &line }));
+        let _ = self.pubsub.publish(TOPIC, event::json(&Event::Line { id, line: &line }));
         job.lines.push(line);
     }
 
@@ -408,7 +416,7 @@ impl Jobs {
         let mut state = self.state();
         let Some(job) = state.current.as_mut().filter(|j| j.id == id) else { return };
         let percent = percent.map(|p| (p.clamp(0.0, 100.0) * 10.0).round() / 10.0);
-        let _ = self.pubsub.publish(TOPIC, util::json(&Event::Progress { id, percent, step: &step }));
+        let _ = self.pubsub.publish(TOPIC, event::json(&Event::Progress { id, percent, step: &step }));
         job.percent = percent;
         job.step = step;
     }
@@ -436,12 +444,12 @@ impl Jobs {
         state.recent.push_front(summary);
         state.recent.truncate(RECENT);
         let _ =
-            self.pubsub.publish(TOPIC, util::json(&Event::Finished { id, state: end, secs, recent: &state.recent }));
+            self.pubsub.publish(TOPIC, event::json(&Event::Finished { id, state: end, secs, recent: &state.recent }));
     }
 
     fn publish_viewers(&self) {
         let count = self.pubsub.subscriber_count(TOPIC);
-        let _ = self.pubsub.publish(TOPIC, util::json(&Event::Viewers { count }));
+        let _ = self.pubsub.publish(TOPIC, event::json(&Event::Viewers { count }));
     }
 }
 
@@ -456,12 +464,13 @@ pub async fn handle<S: AsyncRead + AsyncWrite + Unpin>(ws: &mut WebSocket<S>, jo
             jobs.inner.specs.iter().map(|s| SpecView { name: &s.name, title: &s.title, about: &s.about }).collect();
         let hello = Event::Hello {
             viewer: &viewer,
+            since: jobs.inner.since,
             jobs: specs,
             current: state.current.as_ref(),
             recent: &state.recent,
             viewers: jobs.pubsub.subscriber_count(TOPIC) + 1,
         };
-        util::send(me.sender(), &hello);
+        event::send(me.sender(), &hello);
         if let Err(e) = me.subscribe(TOPIC) {
             tracing::warn!("progress: cannot subscribe: {e}");
         }
@@ -474,15 +483,15 @@ pub async fn handle<S: AsyncRead + AsyncWrite + Unpin>(ws: &mut WebSocket<S>, jo
             match serde_json::from_str::<Request>(text) {
                 Ok(Request::Start { job }) => {
                     if let Err(e) = jobs.start(&job, &viewer) {
-                        util::send_error(me.sender(), &e);
+                        event::send_error(me.sender(), &e);
                     }
                 }
                 Ok(Request::Cancel) => {
                     if !jobs.cancel() {
-                        util::send_error(me.sender(), "no job is running");
+                        event::send_error(me.sender(), "no job is running");
                     }
                 }
-                Err(e) => util::send_error(me.sender(), &format!("not a request: {e}")),
+                Err(e) => event::send_error(me.sender(), &format!("not a request: {e}")),
             }
         }
         Ok(())
@@ -625,3 +634,5 @@ fn deploy_script() -> Vec<Step> {
     ]);
     s
 }
+
+crate::app_from_handler!(Jobs, handle);

@@ -1,10 +1,11 @@
-//! One demo as a server of its own, as `examples/<demo>.rs` run it: the page at `/`, the socket
-//! at `/ws`.
+//! One demo as a server of its own, as `examples/<demo>.rs` run it: the page at `/` (and the
+//! module it imports at `/reconnect.js`), the socket at `/ws`.
 
-use std::future::Future;
 use std::net::SocketAddr;
 
-use duplex::{Server, ServerStream, WebSocket};
+use duplex::Server;
+
+use crate::router::{App, Router};
 
 /// Where a standalone demo listens: `--port N` (default 8080) and `--bind ADDR` (default
 /// 127.0.0.1) from the command line; other arguments are left for the example.
@@ -39,52 +40,15 @@ fn usage(what: &str) -> ! {
     std::process::exit(2)
 }
 
-/// Serves `page` at `/` and runs `handler` for every WebSocket opened to `/ws`, until the process
-/// ends. `name` is for the log.
-pub async fn serve<F, Fut>(addr: SocketAddr, name: &'static str, page: &'static str, handler: F) -> std::io::Result<()>
-where
-    F: Fn(WebSocket<ServerStream>) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = ()> + Send + 'static,
-{
+/// Serves `page` at `/` (and the module it imports at `/reconnect.js`) and `app` for every
+/// WebSocket opened to `/ws`, until the process ends. `name` is for the log.
+pub async fn serve(addr: SocketAddr, name: &'static str, page: &'static str, app: impl App) -> std::io::Result<()> {
     let server = Server::bind(addr).await?;
     let addr = server.local_addr()?;
     tracing::info!("{name}: open http://{addr}/ (socket at ws://{addr}/ws)");
-    let handler = std::sync::Arc::new(handler);
-    server
-        .serve(move |incoming| {
-            let handler = handler.clone();
-            async move {
-                let peer = incoming.peer_addr();
-                let Ok(req) = incoming.request().await else { return };
-                let path = req.request().path().to_owned();
-                if !req.is_websocket() {
-                    let method = req.request().method.clone();
-                    let _ = match (method.as_str(), path.as_str()) {
-                        ("GET" | "HEAD", "/" | "/index.html") => {
-                            let headers = [
-                                ("Content-Type".to_owned(), "text/html; charset=utf-8".to_owned()),
-                                ("Cache-Control".to_owned(), "no-cache".to_owned()),
-                            ];
-                            let body = if method == "HEAD" { &b""[..] } else { page.as_bytes() };
-                            req.respond(200, &headers, body).await
-                        }
-                        _ => req.reject(404, "not found: the page is at /\n").await,
-                    };
-                    return;
-                }
-                if path != "/ws" {
-                    let _ = req.reject(404, "not found: the WebSocket is at /ws\n").await;
-                    return;
-                }
-                match req.accept().await {
-                    Ok(ws) => {
-                        tracing::info!("{name}: {peer} connected");
-                        handler(ws).await;
-                        tracing::info!("{name}: {peer} left");
-                    }
-                    Err(e) => tracing::info!(%peer, "handshake failed: {e}"),
-                }
-            }
-        })
+    Router::new()
+        .demo("", page, app)
+        .not_found(404, "not found: the page is at / and the WebSocket at /ws\n")
+        .serve(server)
         .await
 }

@@ -1,4 +1,4 @@
-//! Small pieces the demos share.
+//! The demos' JSON events: encoding one, sending it to one connection, refusals, time stamps.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
