@@ -106,7 +106,7 @@ fn spawn_echo(mut ws: Ws) -> JoinHandle<End> {
                     }
                 }
                 Some(Err(e)) => return End::Failed(e),
-                None => return End::Closed(ws.close_frame().cloned()),
+                None => return End::Closed(ws.close_info().map(|i| i.frame)),
             }
         }
     })
@@ -223,11 +223,13 @@ mod s4_opening_handshake {
             })
             .await;
             match r {
-                Err(e @ duplex::Error::Handshake(HandshakeError::UnexpectedStatus(s, _))) => {
-                    assert_eq!(s, status);
-                    assert!(e.to_string().contains(&status.to_string()), "{e}");
+                Err(duplex::Error::Refused(r)) => {
+                    assert_eq!((r.status, r.reason.as_str(), r.body.as_slice()), (status, reason, &b"no"[..]));
+                    assert_eq!(r.headers.get("connection"), Some("close"));
+                    let e = duplex::Error::Refused(r);
+                    assert!(e.to_string().contains(&format!("{status} {reason}: no")), "{e}");
                 }
-                other => panic!("expected UnexpectedStatus({status}), got {:?}", other.map(|_| ())),
+                other => panic!("expected Refused({status}), got {:?}", other.map(|_| ())),
             }
         }
     }
@@ -520,7 +522,7 @@ mod s7_close {
         };
         let (r, ()) = tokio::join!(async { timeout(WAIT, ws.recv()).await.expect("recv hung") }, server_side);
         assert!(r.is_none(), "{r:?}");
-        assert_eq!(ws.close_frame(), Some(&Some(CloseFrame::new(1000, "server done"))));
+        assert_eq!(ws.close_info().and_then(|i| i.frame), Some(CloseFrame::new(1000, "server done")));
         assert!(ws.is_closed());
         assert!(timeout(WAIT, ws.recv()).await.unwrap().is_none());
     }
@@ -589,7 +591,9 @@ mod s7_close {
         drop(p);
         let r = timeout(WAIT, ws.recv()).await.expect("recv hung");
         assert!(r.is_none(), "{r:?}");
-        assert_eq!(ws.close_frame(), Some(&Some(CloseFrame::new(4000, ""))));
+        // The close information names the frame that started the handshake: ours.
+        let info = ws.close_info().expect("closed");
+        assert_eq!((info.frame, info.initiator), (Some(CloseFrame::new(4000, "client done")), duplex::Side::Local));
         // Nothing can be sent after the close.
         assert!(ws.send("late").await.is_err());
     }

@@ -41,7 +41,7 @@ async fn console_sends_to_all_to_one_lists_and_closes() {
     server.type_line("/close 2 4000 bye");
     let end = tokio::time::timeout(WAIT, b.recv()).await.expect("b sees the close");
     assert!(end.is_none(), "b's connection ends cleanly, got {end:?}");
-    let frame = b.close_frame().cloned().flatten().expect("a close frame with a code");
+    let frame = b.close_info().and_then(|i| i.frame).expect("a close frame with a code");
     assert_eq!((frame.code, frame.reason.as_str()), (CloseCode(4000), "bye"));
     server.wait_log("#2 closed 4000 bye", WAIT);
 

@@ -4,30 +4,10 @@ mod support;
 
 use std::time::Duration;
 
-use duplex::{ClientStream, Message, WebSocket};
+use duplex::Message;
 use serde_json::{json, Value};
+use support::json_ws::{assert_quiet, next_json, send, WAIT};
 use support::{Duplex, Input};
-
-const WAIT: Duration = Duration::from_secs(10);
-
-type Ws = WebSocket<ClientStream>;
-
-async fn send(ws: &mut Ws, v: Value) {
-    ws.send(v.to_string()).await.expect("send");
-}
-
-async fn next_json(ws: &mut Ws) -> Value {
-    match tokio::time::timeout(WAIT, ws.recv()).await {
-        Ok(Some(Ok(Message::Text(t)))) => serde_json::from_str(&t).unwrap_or_else(|e| panic!("not JSON ({e}): {t}")),
-        other => panic!("expected a JSON text message, got {other:?}"),
-    }
-}
-
-async fn assert_quiet(ws: &mut Ws) {
-    if let Ok(m) = tokio::time::timeout(Duration::from_millis(200), ws.recv()).await {
-        panic!("expected nothing more, got {m:?}");
-    }
-}
 
 fn serve() -> Duplex {
     Duplex::start(&["serve", "--port", "{port}", "--interval", "0"], Input::Null)
@@ -56,13 +36,13 @@ async fn subscribe_publish_and_wildcards() {
     send(&mut a, json!({"op":"publish","topic":"chat.eu","data":"bonjour"})).await;
     assert_eq!(next_json(&mut b).await, json!({"topic":"chat.eu","data":"bonjour"}));
     send(&mut b, json!({"op":"publish","topic":"news","data":1})).await;
-    assert_quiet(&mut a).await;
+    assert_quiet(&mut a, Duration::from_millis(200)).await;
 
     send(&mut a, json!({"op":"unsubscribe","topic":"chat.lobby"})).await;
     assert_eq!(next_json(&mut a).await, json!({"unsubscribed":"chat.lobby"}));
     send(&mut b, json!({"op":"publish","topic":"chat.lobby"})).await;
     assert_eq!(next_json(&mut b).await, json!({"topic":"chat.lobby","data":null}));
-    assert_quiet(&mut a).await;
+    assert_quiet(&mut a, Duration::from_millis(200)).await;
 
     a.close(Some(duplex::CloseFrame::new(1000, "bye"))).await.unwrap();
     while a.recv().await.is_some() {}
@@ -108,5 +88,5 @@ async fn other_paths_keep_the_seed_behaviour() {
     }
     // /pubsub connections get no timed pushes: only what they subscribe to.
     let mut ps = duplex::connect(&server.url("/pubsub")).await.expect("connects");
-    assert_quiet(&mut ps).await;
+    assert_quiet(&mut ps, Duration::from_millis(200)).await;
 }

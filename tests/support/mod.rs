@@ -4,7 +4,11 @@
 
 #![allow(dead_code)]
 
+pub mod json_ws;
+pub mod pki;
 pub mod procs;
+pub mod proxies;
+pub mod raw_ws;
 pub mod redis;
 
 use std::io::{BufRead, BufReader, Write};
@@ -75,7 +79,12 @@ impl Duplex {
     /// Starts `duplex <args>`; `{port}` in an argument is replaced by a free port, and the call
     /// returns once that port accepts connections.
     pub fn start(args: &[&str], input: Input) -> Duplex {
-        let port = free_port();
+        Duplex::start_on(free_port(), args, input)
+    }
+
+    /// [`start`](Duplex::start) with `{port}` replaced by `port` (to start a server again on the
+    /// port it had).
+    pub fn start_on(port: u16, args: &[&str], input: Input) -> Duplex {
         let args: Vec<String> = args.iter().map(|a| a.replace("{port}", &port.to_string())).collect();
         let mut child = Command::new(env!("CARGO_BIN_EXE_duplex"))
             .args(&args)
@@ -160,6 +169,36 @@ impl Duplex {
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
+
+    /// Kills it at once (SIGKILL), as a crash would, and waits for it to be gone.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Asks it to stop (SIGTERM: a graceful shutdown) and waits for it to exit, at most
+    /// `timeout`; then kills it. Whether it exited on its own.
+    pub fn terminate(&mut self, timeout: Duration) -> bool {
+        extern "C" {
+            fn kill(pid: i32, sig: i32) -> i32;
+        }
+        if let Ok(pid) = i32::try_from(self.child.id()) {
+            // SAFETY: kill(2) takes plain integers and touches no memory of ours; `pid` is our
+            // child, not yet waited for, so the id cannot have been reused.
+            unsafe {
+                kill(pid, 15);
+            }
+        }
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return true;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        self.kill();
+        false
+    }
 }
 
 impl Drop for Duplex {
@@ -198,12 +237,35 @@ pub fn chromium_path() -> std::path::PathBuf {
 pub enum Need {
     /// `python3` with `websockets` >= 14 (the asyncio API).
     PythonWebsockets,
+    /// `python3` with `h2` and `wsproto` (tests/peers/python/h2_ws_client.py).
+    PythonH2,
     /// `node` and `tests/peers/node/node_modules` (ws, playwright-core).
     NodePeers,
     /// Debian's Chromium at /usr/bin/chromium (or $CHROMIUM).
     Chromium,
     /// `redis-server` on PATH (Debian package `redis-server`), for [`redis::Redis`].
     RedisServer,
+    /// `tinyproxy` (Debian package `tinyproxy`), an HTTP CONNECT proxy.
+    Tinyproxy,
+    /// `danted` (Debian package `dante-server`), a SOCKS4/SOCKS5 proxy.
+    Danted,
+    /// `microsocks` (Debian package `microsocks`), a SOCKS5 proxy with user/password.
+    Microsocks,
+    /// `haproxy` (Debian package `haproxy`), here terminating TLS in front of tinyproxy.
+    Haproxy,
+    /// `prometheus` and `promtool` (Debian package `prometheus`).
+    Prometheus,
+    /// `ss` (Debian package `iproute2`), for a listening socket's backlog and queue.
+    Ss,
+}
+
+/// The path of an installed program: on PATH, or in /usr/sbin (not on a normal user's PATH).
+pub fn program(name: &str) -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/usr/bin", "/sbin"].map(std::path::PathBuf::from))
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
 }
 
 impl Need {
@@ -226,6 +288,15 @@ impl Need {
                     (!ok).then(|| "python3 cannot import `websockets` (>= 14)".to_string())
                 })
                 .clone(),
+            Need::PythonH2 => {
+                let ok = Command::new("python3")
+                    .args(["-c", "import h2.connection, wsproto.connection"])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status()
+                    .is_ok_and(|s| s.success());
+                (!ok).then(|| "python3 cannot import `h2` and `wsproto` (pip install h2 wsproto)".to_string())
+            }
             Need::NodePeers => NODE
                 .get_or_init(|| {
                     let node = Command::new("node")
@@ -261,6 +332,17 @@ impl Need {
                     (!found).then(|| "redis-server is not installed (apt-get install redis-server)".to_string())
                 })
                 .clone(),
+            Need::Tinyproxy => {
+                program("tinyproxy").is_none().then(|| "no tinyproxy (apt-get install tinyproxy)".into())
+            }
+            Need::Danted => program("danted").is_none().then(|| "no danted (apt-get install dante-server)".into()),
+            Need::Microsocks => {
+                program("microsocks").is_none().then(|| "no microsocks (apt-get install microsocks)".into())
+            }
+            Need::Haproxy => program("haproxy").is_none().then(|| "no haproxy (apt-get install haproxy)".into()),
+            Need::Ss => program("ss").is_none().then(|| "no ss (apt-get install iproute2)".into()),
+            Need::Prometheus => (program("prometheus").is_none() || program("promtool").is_none())
+                .then(|| "no prometheus/promtool (apt-get install prometheus)".into()),
         }
     }
 }

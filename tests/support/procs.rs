@@ -32,8 +32,31 @@ pub fn duplex(args: &[&str]) -> Command {
         // The binary's own default log filter, and plain text: the tests read its log lines.
         .env_remove("RUST_LOG")
         .env("NO_COLOR", "1");
+    // Clients take their proxy from the environment: a developer's HTTP_PROXY must not route the
+    // tests' loopback connections. tests/proxy.rs sets these on purpose.
+    for v in PROXY_VARS {
+        cmd.env_remove(v);
+    }
     cmd
 }
+
+/// Every variable that can name a proxy for `duplex connect` (docs/client.md), and
+/// REQUEST_METHOD, which turns HTTP_PROXY off.
+pub const PROXY_VARS: [&str; 13] = [
+    "ws_proxy",
+    "WS_PROXY",
+    "wss_proxy",
+    "WSS_PROXY",
+    "http_proxy",
+    "HTTP_PROXY",
+    "https_proxy",
+    "HTTPS_PROXY",
+    "all_proxy",
+    "ALL_PROXY",
+    "no_proxy",
+    "NO_PROXY",
+    "REQUEST_METHOD",
+];
 
 pub fn python(script: &str) -> Command {
     let mut cmd = Command::new("python3");
@@ -94,6 +117,11 @@ impl Proc {
         collect(child.stdout.take().expect("piped stdout"), stdout.clone(), Some(tx));
         collect(child.stderr.take().expect("piped stderr"), stderr.clone(), None);
         Proc { name: name.to_string(), stdin: child.stdin.take(), child, stdout_lines, stdout, stderr }
+    }
+
+    /// The process id (also its process group's, for [`signal_group`]).
+    pub fn child_id(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn stderr(&self) -> String {

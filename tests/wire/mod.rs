@@ -530,7 +530,7 @@ where
                 }
             }
             Some(Err(e)) => break End::Failed(e),
-            None => break End::Closed(ws.close_frame().cloned()),
+            None => break End::Closed(ws.close_info().map(|i| i.frame)),
         }
     };
     let _ = tx.send(end);
