@@ -368,6 +368,15 @@ pub fn deflate_config(b: u8) -> DeflateConfig {
         .client_max_window_bits(bits(b >> 5))
 }
 
+/// A client whose offer demands nothing (both windows 15 bits, context takeover allowed): any
+/// answer a server may give to any offer is one it accepts, and it reads the same parameters
+/// the server put in force. The default client would not do: it asks for 12- and 11-bit windows,
+/// so it refuses an answer without `server_max_window_bits` and assumes 11 bits for a client
+/// window the answer does not name, whatever offer the server was answering.
+pub fn undemanding_client() -> DeflateConfig {
+    DeflateConfig::default().server_max_window_bits(15).client_max_window_bits(15)
+}
+
 /// Window bits of negotiated parameters are within RFC 7692's 8..=15.
 pub fn check_params(p: &DeflateParams) {
     assert!((8..=15).contains(&p.server_max_window_bits), "{p:?}");

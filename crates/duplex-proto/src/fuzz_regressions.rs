@@ -130,3 +130,33 @@ fn large_frame_stays_within_the_limit() {
     }
     assert!(server.heap_size() <= limit + 256, "heap_size {} for a {limit}-byte limit", server.heap_size());
 }
+
+/// `extended_connect`, crash-f78e9e8bb49896a9571bb588081b9fff0b1d1393 (a fault of the target's
+/// property, not of the library): the server answered a bare `permessage-deflate` offer with its
+/// own 10-bit window, and the target checked that answer with the *default* client, which asks
+/// for a 12-bit server window and an 11-bit client window. That client reads an answer that does
+/// not name the client window as "11 bits", while the server, never asked, put 15 in force. An
+/// answer is only meaningful to the client whose offer it answers; a client that demands nothing
+/// accepts every answer to every offer with the server's parameters.
+#[test]
+#[cfg(feature = "deflate")]
+fn deflate_answer_read_by_a_client_demanding_nothing() {
+    let server = DeflateConfig::default()
+        .server_no_context_takeover(true)
+        .client_no_context_takeover(true)
+        .server_max_window_bits(10)
+        .client_max_window_bits(8);
+    let undemanding = DeflateConfig::default().server_max_window_bits(15).client_max_window_bits(15);
+    for offer in [
+        "permeow_bits=10, permessage-deflate",
+        "permessage-deflate; client_max_window_bits",
+        "permessage-deflate; client_max_window_bits=9; server_max_window_bits=14",
+        "permessage-deflate; server_no_context_takeover",
+    ] {
+        let (params, answer) = server.negotiate([offer]).expect(offer);
+        assert_eq!(undemanding.accept_response(&answer), Ok(Some(params)), "{offer:?} answered {answer:?}");
+    }
+    // The default client is not that client: it reads the bare offer's answer differently.
+    let (params, answer) = server.negotiate(["permessage-deflate"]).unwrap();
+    assert_ne!(DeflateConfig::default().accept_response(&answer), Ok(Some(params)));
+}
