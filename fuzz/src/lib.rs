@@ -22,7 +22,7 @@ use bytes::Bytes;
 use duplex_proto::frame::{FrameHeader, Opcode, MAX_CONTROL_PAYLOAD, RSV1};
 use duplex_proto::{
     CloseFrame, Config, Connection, ConnectionError, DeflateConfig, DeflateParams, Event, Message, MessageKind, Role,
-    State, Transport,
+    State, Transport, Violation,
 };
 
 /// Everything `conn` queued for writing, taken out of its queue.
@@ -326,6 +326,18 @@ pub fn check_connection(setup: Setup, wire: &[u8]) {
         let mut whole = Run::new(Setup { chunk: 0, ..setup });
         whole.feed_all(wire);
         let (seen_whole, partial_whole) = whole.finish();
+        if setup.deflate.is_some() && (too_far_back(&seen) || too_far_back(&seen_whole)) {
+            // A distance beyond the negotiated window: zlib checks a distance against the window
+            // it kept *and* what it has output in the same call, so a message inflated in one
+            // call may reach further back than the window and come out whole, while the same
+            // bytes in smaller reads fail. Such a stream breaks the peer's promise (RFC 7692
+            // §7.1.2) and no zlib-style compressor writes one (its distances stay 262 bytes
+            // inside its window); either outcome is acceptable, but what came before must agree.
+            let before = |s: &[Seen]| s.iter().take_while(|e| !matches!(e, Seen::Error(_))).count();
+            let n = before(&seen).min(before(&seen_whole));
+            assert_eq!(seen[..n], seen_whole[..n], "events depend on how the input was split into reads");
+            return;
+        }
         if setup.deflate.is_some() {
             // A compressed message can break two rules at once (a corrupt stream whose output so
             // far is invalid UTF-8, or too large): which is seen first depends on how much was
@@ -347,6 +359,13 @@ pub fn check_connection(setup: Setup, wire: &[u8]) {
             assert_eq!(partial, partial_whole, "streamed data depends on how the input was split into reads");
         }
     }
+}
+
+/// The run failed on a compressed message whose distance reaches back beyond the window zlib
+/// kept (see `check_connection`).
+fn too_far_back(seen: &[Seen]) -> bool {
+    matches!(seen.last(), Some(Seen::Error(e))
+        if matches!(e.violation(), Some(Violation::BadCompression(m)) if m.contains("too far back")))
 }
 
 /// The entry point of `connection_server` and `connection_client`.
