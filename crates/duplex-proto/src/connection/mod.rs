@@ -260,6 +260,7 @@ impl Connection {
     /// such a build never agrees to it.
     ///
     /// ```
+    /// # #[cfg(feature = "deflate")] {
     /// use bytes::Buf;
     /// use duplex_proto::{Config, Connection, DeflateParams, Event, Message, Role};
     /// let params = DeflateParams::default();
@@ -271,6 +272,7 @@ impl Connection {
     /// assert!(wire.len() < 50); // 600 bytes of text, compressed
     /// server.receive(&wire);
     /// assert_eq!(server.next_event(), Ok(Some(Event::Message(Message::Text("hello ".repeat(100))))));
+    /// # }
     /// ```
     pub fn with_deflate(role: Role, config: impl Into<Arc<Config>>, deflate: Option<DeflateParams>) -> Self {
         let config = config.into();
