@@ -12,12 +12,15 @@ async fn send_is_written_while_received_messages_wait_unread() {
     let server_side = tokio::spawn(async move {
         let incoming = server.accept().await.unwrap();
         let mut ws = incoming.request().await.unwrap().accept().await.unwrap();
-        ws.send("one").await.unwrap();
-        ws.send("two").await.unwrap();
+        // One write for both frames, so the client's first read takes both whatever the timing
+        // (two sends were two writes, and on a loaded machine "two" could arrive after that read).
+        ws.feed(Message::from("one")).await.unwrap();
+        ws.feed(Message::from("two")).await.unwrap();
+        ws.flush().await.unwrap();
         tokio::time::timeout(Duration::from_secs(5), ws.recv()).await
     });
     let mut client = duplex::connect(&format!("ws://{addr}/")).await.unwrap();
-    // Both messages arrive before the first read, so "two" is parsed and waiting after it.
+    // Both messages arrive together, so the first read parses "two" too and leaves it waiting.
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(client.recv().await.unwrap().unwrap(), Message::from("one"));
     client.send("reply").await.unwrap();
