@@ -12,12 +12,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use duplex::{ClientStream, WebSocket};
 use duplex_proto::frame::Opcode;
 use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
+mod compressed;
 mod message;
 
 use super::wire::{close_reason, masked_control, FrameReader, Phase, Stage};
@@ -52,6 +54,11 @@ pub struct Args {
     /// Send text frames (the payload is ASCII) instead of binary ones.
     #[arg(long)]
     text: bool,
+    /// Offer permessage-deflate (the library's default offer) and send fresh JSON text of about
+    /// --size bytes per message (quotes with random prices, shaped like a live feed), checking
+    /// each echo; fails if the server declines the extension.
+    #[arg(long, conflicts_with = "text")]
+    deflate: bool,
     /// PID of the server: report its CPU seconds (utime + stime) over the measured interval and
     /// the messages per server CPU-second.
     #[arg(long, value_name = "PID")]
@@ -62,6 +69,14 @@ pub struct Args {
     /// Only print the JSON line on stdout (the progress line still goes to stderr).
     #[arg(long)]
     json: bool,
+}
+
+/// A connection after its handshake.
+enum Opened {
+    /// The raw-frame client: the stream and what arrived after the 101.
+    Raw(TcpStream, Vec<u8>),
+    /// `--deflate`: a library client with permessage-deflate negotiated.
+    Compressed(Box<WebSocket<ClientStream>>),
 }
 
 /// What the connection tasks share with the coordinator.
@@ -113,7 +128,16 @@ pub async fn run(args: Args) -> Result<u8, String> {
     let connecting = tokio::spawn({
         let (target, opened) = (target.clone(), opened.clone());
         let (n, c) = (args.connections, args.connect_concurrency);
-        async move { super::open_many(&target, n, c, opened).await }
+        let deflate = args.deflate;
+        async move {
+            if deflate {
+                let conns = compressed::open_many(&target.url, n, c, opened).await;
+                conns.into_iter().map(|r| r.map(|ws| Opened::Compressed(Box::new(ws)))).collect::<Vec<_>>()
+            } else {
+                let conns = super::open_many(&target, n, c, opened).await;
+                conns.into_iter().map(|r| r.map(|(s, leftover)| Opened::Raw(s, leftover))).collect()
+            }
+        }
     });
     let t_connect = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -150,10 +174,14 @@ pub async fn run(args: Args) -> Result<u8, String> {
     });
     let plan = Arc::new(Plan { size: args.size, in_flight: args.in_flight, text: args.text });
     let mut tasks = Vec::with_capacity(conns.len());
-    for (i, (stream, leftover)) in conns.into_iter().enumerate() {
+    for (i, opened) in conns.into_iter().enumerate() {
         let (shared, plan) = (shared.clone(), plan.clone());
         tasks.push(tokio::spawn(async move {
-            if let Err(e) = connection(i, stream, leftover, &plan, &shared).await {
+            let r = match opened {
+                Opened::Raw(stream, leftover) => connection(i, stream, leftover, &plan, &shared).await,
+                Opened::Compressed(ws) => compressed::connection(i, *ws, plan.size, plan.in_flight, &shared).await,
+            };
+            if let Err(e) = r {
                 if shared.phase.get() != Stage::Stop {
                     shared.fail(i, e);
                 }
@@ -249,7 +277,11 @@ pub async fn run(args: Args) -> Result<u8, String> {
     let errors = shared.errors.lock().unwrap_or_else(|p| p.into_inner()).clone();
 
     if !args.json {
-        let kind = if args.text { "text" } else { "binary" };
+        let kind = match (args.deflate, args.text) {
+            (true, _) => "JSON text, permessage-deflate",
+            (false, true) => "text",
+            (false, false) => "binary",
+        };
         println!(
             "duplex bench echo: {}, {} connections × {} in flight × {} {kind}",
             target.url,
@@ -292,7 +324,11 @@ pub async fn run(args: Args) -> Result<u8, String> {
             );
         }
         if failed == 0 {
-            println!("verified   every echo: opcode, length, sequence number and payload bytes");
+            if args.deflate {
+                println!("verified   every echo: inflated, and the same text as the message sent");
+            } else {
+                println!("verified   every echo: opcode, length, sequence number and payload bytes");
+            }
         } else {
             println!("FAILED     {failed} connection(s):");
             for e in &errors {
@@ -310,7 +346,8 @@ pub async fn run(args: Args) -> Result<u8, String> {
         .int("connections", args.connections as u64)
         .int("in_flight", args.in_flight as u64)
         .int("size", args.size as u64)
-        .bool("text", args.text)
+        .bool("text", args.text || args.deflate)
+        .bool("deflate", args.deflate)
         .num("warmup_s", args.warmup.as_secs_f64())
         .num("duration_s", elapsed)
         .num("connect_s", connect_secs)
