@@ -1,16 +1,18 @@
 //! Micro-benchmarks of the receive path's hot loops: frame headers, unmasking, UTF-8 validation,
-//! a whole message through `Connection`, and a permessage-deflate round trip.
+//! a whole message through `Connection`, a permessage-deflate round trip, and what releasing the
+//! deflate codecs of a quiet connection costs when its next message comes.
 //!
 //! `cargo bench -p duplex-proto` (add `-- --quick` for a short run, or a filter such as `unmask`).
 //! docs/benchmarks.md has the numbers measured on the project's machine.
 
 use std::hint::black_box;
+use std::time::{Duration, Instant};
 
 use bytes::Buf;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use duplex_proto::frame::{FrameHeader, Opcode, MAX_HEADER_LEN};
 use duplex_proto::utf8::Utf8Validator;
-use duplex_proto::{mask, Config, Connection, DeflateParams, Event, Role};
+use duplex_proto::{mask, Config, Connection, DeflateConfig, DeflateParams, Event, Message, Role};
 
 const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
 
@@ -156,5 +158,51 @@ fn deflate(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, frame_header, unmask, utf8, receive, deflate);
+/// The cost of `DeflateConfig::release_after`: a 1 KiB JSON message from the client, inflated by
+/// the server and echoed compressed, with the server's codecs kept (`kept`) or released before
+/// every message (`released`: the server is told that its quiet delay passed, so it frees its
+/// compressor and inflater, keeping the inflater's window as a dictionary, and builds both again
+/// for the message). The difference is one release and rebuild of both codecs.
+fn deflate_release(c: &mut Criterion) {
+    let mut g = c.benchmark_group("deflate_release");
+    let text: String =
+        (0..40).map(|i| format!("{{\"id\":{i},\"user\":\"user{}\",\"score\":{}}},", i % 37, i * 7 % 1000)).collect();
+    let text = &text[..text.len().min(1024)];
+    let params =
+        DeflateConfig::default().negotiate(["permessage-deflate; client_max_window_bits"]).expect("accepted").0;
+    let quiet = Duration::from_secs(2);
+    for (name, release) in [("kept", false), ("released", true)] {
+        g.bench_function(BenchmarkId::new("echo_1KiB_json", name), |b| {
+            let mut client = Connection::with_deflate(Role::Client, Config::default(), Some(params));
+            let server_config = Config::default().deflate(DeflateConfig::default().release_after(Some(quiet)));
+            let mut server = Connection::with_deflate(Role::Server, server_config, Some(params));
+            let mut now = Instant::now();
+            let echo = |client: &mut Connection, server: &mut Connection, now: &mut Instant| {
+                client.send_text(black_box(text)).unwrap();
+                let n = client.outgoing().remaining();
+                server.receive(&client.outgoing().copy_to_bytes(n));
+                let Ok(Some(Event::Message(m))) = server.next_event() else { panic!("no message") };
+                server.send(m).unwrap();
+                let n = server.outgoing().remaining();
+                client.receive(&server.outgoing().copy_to_bytes(n));
+                let Ok(Some(Event::Message(Message::Text(_)))) = client.next_event() else { panic!("no echo") };
+                if release {
+                    // The first call starts the quiet period, the second finds it passed.
+                    server.handle_timeout(*now);
+                    *now += quiet + Duration::from_millis(1);
+                    server.handle_timeout(*now);
+                    *now += Duration::from_millis(1);
+                }
+            };
+            // What is measured is what the name says: the codecs are freed (or kept) each time.
+            echo(&mut client, &mut server, &mut now);
+            let held = server.heap_size();
+            assert_eq!(held < 8 << 10, release, "server holds {held} bytes after a message");
+            b.iter(|| echo(&mut client, &mut server, &mut now))
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, frame_header, unmask, utf8, receive, deflate, deflate_release);
 criterion_main!(benches);
