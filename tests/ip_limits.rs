@@ -165,13 +165,20 @@ async fn over_the_limit_a_tls_connection_is_closed_before_the_tls_handshake() {
         &["echo", "--port", "{port}", "--tls-self-signed", "--max-conns-per-ip", "1", "--metrics", &marg],
         Input::Null,
     );
+    // From 127.0.0.4: the harness's readiness probe came from 127.0.0.1, and until the server
+    // has seen it close it would hold that address's one place.
+    let connect = || async {
+        let socket = TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.4:0".parse().unwrap()).unwrap();
+        socket.connect(server.addr()).await.unwrap()
+    };
     // The first holds the address's one place while its TLS handshake waits.
-    let _first = tokio::net::TcpStream::connect(server.addr()).await.unwrap();
+    let _first = connect().await;
     let per_ip = || metrics_of(mport)["duplex_handshakes_rejected_total{reason=\"per_ip\"}"];
     let deadline = Instant::now() + WAIT;
     loop {
         let before = per_ip();
-        let mut second = tokio::net::TcpStream::connect(server.addr()).await.unwrap();
+        let mut second = connect().await;
         // Plain HTTP: a connection let through gets 400 "This port speaks TLS" from the TLS
         // layer at once; one over the limit gets nothing at all.
         let _ = second.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
@@ -181,7 +188,7 @@ async fn over_the_limit_a_tls_connection_is_closed_before_the_tls_handshake() {
             assert!(answer.is_empty(), "refused, yet answered: {}", String::from_utf8_lossy(&answer));
             break;
         }
-        // The first (or the harness's readiness probe) was not counted yet: again.
+        // The server had not taken the first's place yet: again.
         assert!(Instant::now() < deadline, "no per-address refusal counted");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
