@@ -185,6 +185,9 @@ struct Closing {
 struct MaskKeys(Option<Box<dyn RngCore + Send>>);
 
 impl MaskKeys {
+    /// Out of line: inlined, the generator's code would make every caller (the send path of
+    /// both roles) save and restore registers that a server never uses.
+    #[inline(never)]
     fn next(&mut self) -> [u8; 4] {
         let rng = self.0.get_or_insert_with(|| {
             // A generator of this connection's own (ChaCha12), seeded from the thread's CSPRNG,
@@ -428,7 +431,17 @@ impl Connection {
     /// with its code is queued), the transport's end before the close handshake, or a timeout.
     /// The connection is then [`State::Closed`] and no more events follow. `Ok(None)`: nothing to
     /// report until more bytes, the end of the stream or a deadline arrive.
+    #[inline]
     pub fn next_event(&mut self) -> Result<Option<Event>, ConnectionError> {
+        // A driver asks at least twice per message, the second time to find nothing: that
+        // answer is a test in the caller, not a call.
+        if self.events.is_empty() {
+            return Ok(None);
+        }
+        self.next_queued_event()
+    }
+
+    fn next_queued_event(&mut self) -> Result<Option<Event>, ConnectionError> {
         match self.events.pop_front() {
             None => Ok(None),
             Some(Pending::Fail(e)) => {

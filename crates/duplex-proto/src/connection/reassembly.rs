@@ -34,6 +34,7 @@ pub(super) struct Incoming {
 
 impl Incoming {
     /// A message whose first frame announced `len` bytes.
+    #[inline]
     pub(super) fn new(kind: MessageKind, len: u64, compressed: bool, streaming: bool) -> Self {
         // A compressed message's buffer grows with what is inflated, not with what the header
         // announces; a streamed one has no buffer.

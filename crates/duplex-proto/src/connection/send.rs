@@ -174,6 +174,7 @@ impl Connection {
     }
 
     /// This end's masking key for its next frame: a client masks every frame (RFC 6455 §5.3).
+    #[inline]
     fn next_mask(&mut self) -> Option<[u8; 4]> {
         match self.role {
             Role::Client => Some(self.mask_keys.next()),
