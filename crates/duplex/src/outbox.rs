@@ -120,14 +120,26 @@ impl Shared {
         })
     }
 
-    /// Called by the socket's task: registers for wake-ups and takes everything queued.
-    pub(crate) fn take(&self, waker: &Waker) -> Option<VecDeque<Command>> {
+    /// Called by the socket's task before it sleeps: registers `waker` for the next push, and
+    /// says whether something was queued meanwhile (then the task takes it instead of sleeping).
+    /// A push after this check wakes the waker registered here, so nothing is missed.
+    pub(crate) fn arm(&self, waker: &Waker) -> bool {
         self.waker.register(waker);
-        // The common case, nothing queued, without taking the lock. A push after this check
-        // wakes the waker registered above, so nothing is missed.
+        self.pending.load(Ordering::Acquire) != 0
+    }
+
+    /// Called by the socket's task: takes everything queued (without registering for wake-ups:
+    /// [`Shared::arm`] does that once, before the task sleeps).
+    #[inline]
+    pub(crate) fn take(&self) -> Option<VecDeque<Command>> {
+        // The common case, nothing queued: one load in the caller, no lock, no call.
         if self.pending.load(Ordering::Acquire) == 0 {
             return None;
         }
+        self.take_queued()
+    }
+
+    fn take_queued(&self) -> Option<VecDeque<Command>> {
         let mut queue = self.lock();
         self.pending.store(0, Ordering::Release);
         if queue.is_empty() {
@@ -356,8 +368,32 @@ impl Sender {
 mod tests {
     use super::*;
 
-    fn noop_waker() -> Waker {
-        futures_util::task::noop_waker()
+    #[test]
+    fn a_push_after_arm_wakes_the_socket_and_arm_sees_what_came_before() {
+        struct Wakes(AtomicUsize);
+        impl futures_util::task::ArcWake for Wakes {
+            fn wake_by_ref(w: &Arc<Self>) {
+                w.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        let shared = Shared::new(1000, SlowConsumer::Reject);
+        let sender = Sender { shared: shared.clone() };
+        let wakes = Arc::new(Wakes(AtomicUsize::new(0)));
+        let waker = futures_util::task::waker(wakes.clone());
+        assert!(!shared.arm(&waker), "nothing queued");
+        sender.send("a").unwrap();
+        assert_eq!(wakes.0.load(Ordering::SeqCst), 1, "a push after arm wakes");
+        // Taken without registering: the wake used the registration up, so a push now wakes
+        // nobody, and the next arm (before the socket sleeps) reports it instead.
+        assert_eq!(shared.take().map(|q| q.len()), Some(1));
+        assert!(shared.take().is_none());
+        sender.send("b").unwrap();
+        assert_eq!(wakes.0.load(Ordering::SeqCst), 1);
+        assert!(shared.arm(&waker), "arm sees the push that came before it");
+        assert_eq!(shared.take().map(|q| q.len()), Some(1));
+        assert!(!shared.arm(&waker));
+        sender.send("c").unwrap();
+        assert_eq!(wakes.0.load(Ordering::SeqCst), 2);
     }
 
     #[test]
@@ -378,7 +414,7 @@ mod tests {
         }
         assert!(matches!(sender.send(msg.as_str()), Err(TrySendError::Full { buffered: 1000, limit: 1000 })));
         // The socket takes the queue: until it reports its own figure, the bytes count as its.
-        let taken = shared.take(&noop_waker()).unwrap();
+        let taken = shared.take().unwrap();
         assert_eq!(taken.len(), 10);
         assert_eq!(sender.buffered_amount(), 1000);
         assert!(sender.send(msg.as_str()).is_err());

@@ -17,7 +17,7 @@ use std::future::{poll_fn, Future};
 use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{ready, Context, Poll};
+use std::task::{ready, Context, Poll, Waker};
 
 use bytes::Buf;
 use duplex_proto::{CloseFrame, CloseInfo, Connection, Event, Message, MessageKind, PreparedFrame, Role, Transport};
@@ -61,6 +61,9 @@ pub struct WebSocket<S> {
     /// The one timer of this connection, set to the core's next deadline; allocated when the core
     /// first has one.
     timer: Option<Pin<Box<Sleep>>>,
+    /// The waker `timer` was last polled with, while it stays registered there (same deadline,
+    /// not elapsed): the timer is then not polled again on every wake-up (~120 instructions).
+    timer_waker: Option<Waker>,
     /// An error to report once the connection is over (boxed: an open connection holds none).
     error: Option<Box<Error>>,
     protocol: Option<Box<str>>,
@@ -173,6 +176,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             shutting_down: false,
             done: false,
             timer: None,
+            timer_waker: None,
             error: None,
             protocol: None,
             outbox: None,
@@ -248,9 +252,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     }
 
     /// Moves what senders queued into the protocol's outgoing queue.
-    fn drain_outbox(&mut self, cx: &Context<'_>) {
+    fn drain_outbox(&mut self) {
         let Some(shared) = &self.outbox else { return };
-        let Some(commands) = shared.take(cx.waker()) else { return };
+        let Some(commands) = shared.take() else { return };
         for cmd in commands {
             let result = match cmd {
                 Command::Message(m) => {
@@ -528,7 +532,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                 }
             }
             // Nothing parsed is waiting: take what senders queued, write, then read.
-            self.drain_outbox(cx);
+            self.drain_outbox();
             if let Err(e) = self.poll_write_some(cx) {
                 self.fail_io(e);
                 continue;
@@ -555,8 +559,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                 Poll::Ready(Ok(_)) => {}
                 Poll::Ready(Err(e)) => self.fail_io(e),
                 Poll::Pending => {
-                    // About to sleep: the deadline is checked here, once per wake-up rather than
-                    // once per message.
+                    // About to sleep: be woken by the next sender's push (or take what one queued
+                    // meanwhile), and check the deadline; here, once per wake-up rather than once
+                    // per pass of this loop.
+                    if self.outbox.as_ref().is_some_and(|o| o.arm(cx.waker())) {
+                        continue;
+                    }
                     if self.poll_deadline(cx) {
                         continue;
                     }
@@ -600,6 +608,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         }
         let Some(deadline) = self.conn.poll_timeout() else {
             self.timer = None;
+            self.timer_waker = None;
             return false;
         };
         let deadline = Instant::from_std(deadline);
@@ -607,14 +616,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             Some(t) => {
                 if t.deadline() != deadline {
                     t.as_mut().reset(deadline);
+                    self.timer_waker = None;
+                } else if !t.is_elapsed() && self.timer_waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                    // Polled already with this waker, which stays registered until it fires.
+                    return false;
                 }
                 t
             }
             None => self.timer.insert(Box::pin(tokio::time::sleep_until(deadline))),
         };
         if timer.as_mut().poll(cx).is_pending() {
+            self.timer_waker = Some(cx.waker().clone());
             return false;
         }
+        self.timer_waker = None;
         self.conn.handle_timeout(Instant::now().into_std());
         true
     }
