@@ -135,8 +135,9 @@ impl Events {
 
     fn pop_front(&mut self) -> Option<Pending> {
         let p = self.first.take()?;
-        self.first = self.rest.pop_front();
-        if self.first.is_none() && self.rest.capacity() != 0 {
+        if !self.rest.is_empty() {
+            self.first = self.rest.pop_front();
+        } else if self.rest.capacity() != 0 {
             self.rest = VecDeque::new();
         }
         Some(p)
