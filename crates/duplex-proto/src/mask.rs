@@ -39,8 +39,34 @@ fn rotate(key: [u8; 4], offset: usize) -> [u8; 4] {
     r.to_ne_bytes()
 }
 
+/// Below this length the portable loop is as fast as any: the feature check would cost more
+/// than the wider registers save.
+#[cfg(target_arch = "x86_64")]
+const WIDE_FROM: usize = 128;
+
 #[inline]
 fn apply_aligned(data: &mut [u8], key: [u8; 4]) {
+    #[cfg(target_arch = "x86_64")]
+    if data.len() >= WIDE_FROM && std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: `apply_avx2` only requires that the CPU supports AVX2, checked just above
+        // (the check is a cached load after its first call).
+        unsafe { apply_avx2(data, key) };
+        return;
+    }
+    apply_portable(data, key);
+}
+
+/// The same loop compiled for AVX2: the compiler turns each 32-byte block into one 256-bit XOR
+/// instead of two 128-bit ones (x86-64's baseline is SSE2), which halves the instructions per
+/// byte of a large message's unmasking.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn apply_avx2(data: &mut [u8], key: [u8; 4]) {
+    apply_portable(data, key);
+}
+
+#[inline(always)]
+fn apply_portable(data: &mut [u8], key: [u8; 4]) {
     let k32 = u32::from_ne_bytes(key);
     let k64 = (u64::from(k32) << 32) | u64::from(k32);
     // Whole 32-byte blocks as four u64 lanes: the compiler turns this into vector XORs.
@@ -151,6 +177,29 @@ mod tests {
                 naive(&mut b, key, offset);
                 assert_eq!(a, b, "len {len} offset {offset}");
                 assert_eq!(next, (offset + len) % 4);
+            }
+        }
+    }
+
+    #[test]
+    fn the_wide_path_matches_the_byte_loop_around_its_threshold() {
+        // Lengths from below the AVX2 threshold to several blocks past it, at every offset: on
+        // a CPU with AVX2 these take the wide path, elsewhere the portable one (same answer).
+        let key = [0xde, 0xad, 0xbe, 0xef];
+        for len in (100..200).chain([255, 256, 257, 1023, 4099]) {
+            for offset in 0..4 {
+                let orig: Vec<u8> = (0..len).map(|i| (i * 13 + 5) as u8).collect();
+                let mut a = orig.clone();
+                let mut b = orig.clone();
+                assert_eq!(apply(&mut a, key, offset), (offset + len) % 4);
+                naive(&mut b, key, offset);
+                assert_eq!(a, b, "len {len} offset {offset}");
+                // Unaligned starts inside a larger buffer.
+                let mut c = orig.clone();
+                let mut d = orig.clone();
+                apply(&mut c[1..], key, offset);
+                naive(&mut d[1..], key, offset);
+                assert_eq!(c, d, "len {len} offset {offset}, from byte 1");
             }
         }
     }
