@@ -5,6 +5,8 @@
 //! receive path for large messages, so it works a machine word (and with auto-vectorisation, a SIMD
 //! register) at a time.
 
+use std::mem::MaybeUninit;
+
 /// XORs `data` in place with `key`, starting `offset` bytes into the key stream.
 ///
 /// `offset` is the number of payload bytes of the same frame already unmasked, so a payload that
@@ -69,22 +71,34 @@ fn apply_avx2(data: &mut [u8], key: [u8; 4]) {
 fn apply_portable(data: &mut [u8], key: [u8; 4]) {
     let k32 = u32::from_ne_bytes(key);
     let k64 = (u64::from(k32) << 32) | u64::from(k32);
-    // Whole 32-byte blocks as four u64 lanes: the compiler turns this into vector XORs.
-    let mut chunks = data.chunks_exact_mut(32);
-    for block in &mut chunks {
-        for lane in block.chunks_exact_mut(8) {
-            let v = u64::from_ne_bytes(lane.try_into().expect("8-byte lane")) ^ k64;
-            lane.copy_from_slice(&v.to_ne_bytes());
-        }
+    // 128-byte blocks, then 32-byte ones, as u64 lanes: the compiler turns a block into vector
+    // XORs (four 256-bit ones for 128 bytes with AVX2), with one loop test per block. Every
+    // block is a multiple of 4 bytes long, so each starts at key byte 0.
+    let mut at = 0;
+    while data.len() - at >= 128 {
+        xor_in_place::<128>(&mut data[at..at + 128], k64);
+        at += 128;
     }
-    let rest = chunks.into_remainder();
-    let mut words = rest.chunks_exact_mut(4);
+    while data.len() - at >= 32 {
+        xor_in_place::<32>(&mut data[at..at + 32], k64);
+        at += 32;
+    }
+    let mut words = data[at..].chunks_exact_mut(4);
     for w in &mut words {
         let v = u32::from_ne_bytes(w.try_into().expect("4-byte word")) ^ k32;
         w.copy_from_slice(&v.to_ne_bytes());
     }
     for (i, b) in words.into_remainder().iter_mut().enumerate() {
         *b ^= key[i];
+    }
+}
+
+#[inline(always)]
+fn xor_in_place<const N: usize>(data: &mut [u8], k64: u64) {
+    let data: &mut [u8; N] = data.try_into().expect("a block");
+    for lane in data.chunks_exact_mut(8) {
+        let v = u64::from_ne_bytes(lane.try_into().expect("8-byte lane")) ^ k64;
+        lane.copy_from_slice(&v.to_ne_bytes());
     }
 }
 
@@ -106,23 +120,81 @@ pub fn copy_masked(dst: &mut [u8], src: &[u8], key: [u8; 4]) {
 }
 
 /// Appends `src` to `dst`, unmasked with `key` from `offset` bytes into the key stream if there
-/// is a key; returns the offset for the next piece (as [`apply`]). One pass, piece by piece (see
-/// [`COPY_PIECE`]), instead of a copy and then a second pass over memory to unmask.
+/// is a key; returns the offset for the next piece (as [`apply`]). One pass: each byte is read
+/// from `src`, unmasked and written to `dst`'s free capacity, instead of a copy and then a
+/// second pass over the copy.
 pub fn extend_unmasked(dst: &mut Vec<u8>, src: &[u8], key: Option<[u8; 4]>, offset: usize) -> usize {
     dst.reserve(src.len());
     let Some(key) = key else {
+        // In pieces: see COPY_PIECE.
         for piece in src.chunks(COPY_PIECE) {
             dst.extend_from_slice(piece);
         }
         return offset;
     };
     let key = rotate(key, offset & 3);
-    for piece in src.chunks(COPY_PIECE) {
-        let start = dst.len();
-        dst.extend_from_slice(piece);
-        apply_aligned(&mut dst[start..], key);
+    let spare = &mut dst.spare_capacity_mut()[..src.len()];
+    #[cfg(target_arch = "x86_64")]
+    if src.len() >= WIDE_FROM && std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: `copy_unmasked_avx2` only requires that the CPU supports AVX2, checked just above.
+        unsafe { copy_unmasked_avx2(spare, src, key) };
+    } else {
+        copy_unmasked(spare, src, key);
     }
+    #[cfg(not(target_arch = "x86_64"))]
+    copy_unmasked(spare, src, key);
+    // SAFETY: `copy_unmasked` wrote every one of the first `src.len()` bytes of the spare
+    // capacity (reserved above), so they are initialised.
+    unsafe { dst.set_len(dst.len() + src.len()) };
     (offset + src.len()) & 3
+}
+
+/// [`copy_unmasked`] compiled for AVX2 (see [`apply_avx2`]).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn copy_unmasked_avx2(dst: &mut [MaybeUninit<u8>], src: &[u8], key: [u8; 4]) {
+    copy_unmasked(dst, src, key);
+}
+
+/// Writes `src` XOR the key stream (starting at key byte 0) into `dst`, which is as long: the
+/// blocks of [`apply_portable`], read from one slice and written to another.
+#[inline(always)]
+fn copy_unmasked(dst: &mut [MaybeUninit<u8>], src: &[u8], key: [u8; 4]) {
+    let src = &src[..dst.len()];
+    let k32 = u32::from_ne_bytes(key);
+    let k64 = (u64::from(k32) << 32) | u64::from(k32);
+    let mut at = 0;
+    while src.len() - at >= 128 {
+        xor_block::<128>(&mut dst[at..at + 128], &src[at..at + 128], k64);
+        at += 128;
+    }
+    while src.len() - at >= 32 {
+        xor_block::<32>(&mut dst[at..at + 32], &src[at..at + 32], k64);
+        at += 32;
+    }
+    let mut d_words = dst[at..].chunks_exact_mut(4);
+    let mut s_words = src[at..].chunks_exact(4);
+    for (d, s) in (&mut d_words).zip(&mut s_words) {
+        let v = u32::from_ne_bytes(s.try_into().expect("4-byte word")) ^ k32;
+        for (d, b) in d.iter_mut().zip(v.to_ne_bytes()) {
+            d.write(b);
+        }
+    }
+    for (i, (d, s)) in d_words.into_remainder().iter_mut().zip(s_words.remainder()).enumerate() {
+        d.write(s ^ key[i]);
+    }
+}
+
+#[inline(always)]
+fn xor_block<const N: usize>(dst: &mut [MaybeUninit<u8>], src: &[u8], k64: u64) {
+    let dst: &mut [MaybeUninit<u8>; N] = dst.try_into().expect("a block");
+    let src: &[u8; N] = src.try_into().expect("a block");
+    for (d, s) in dst.chunks_exact_mut(8).zip(src.chunks_exact(8)) {
+        let v = u64::from_ne_bytes(s.try_into().expect("8-byte lane")) ^ k64;
+        for (d, b) in d.iter_mut().zip(v.to_ne_bytes()) {
+            d.write(b);
+        }
+    }
 }
 
 #[cfg(test)]
