@@ -130,16 +130,7 @@ pub async fn run(args: Args) -> Result<u8, String> {
         let c = args.connect_concurrency;
         async move { super::open_many(&target, total, c, opened).await }
     });
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    tick.tick().await;
-    tokio::pin!(connecting);
-    let streams = loop {
-        tokio::select! {
-            r = &mut connecting => break r.map_err(|e| e.to_string())?,
-            _ = tick.tick() => progress.update(&format!(
-                "connecting: {}/{total} open", opened.load(Ordering::Relaxed))),
-        }
-    };
+    let streams = super::with_connect_progress(connecting, &opened, total, &mut progress).await?;
     let mut conns = Vec::with_capacity(total);
     for (i, r) in streams.into_iter().enumerate() {
         match r {

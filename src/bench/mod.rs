@@ -153,6 +153,26 @@ pub async fn open_many(
     out
 }
 
+/// Waits for `connecting` (a task opening `total` connections, counting them in `opened`),
+/// showing "connecting: N/total open" on `progress` every second meanwhile.
+pub async fn with_connect_progress<T>(
+    connecting: tokio::task::JoinHandle<T>,
+    opened: &AtomicU64,
+    total: usize,
+    progress: &mut Progress,
+) -> Result<T, String> {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    tick.tick().await;
+    tokio::pin!(connecting);
+    loop {
+        tokio::select! {
+            r = &mut connecting => return r.map_err(|e| e.to_string()),
+            _ = tick.tick() => progress.update(&format!(
+                "connecting: {}/{total} open", opened.load(Ordering::Relaxed))),
+        }
+    }
+}
+
 // ============================================================================ /proc and limits
 
 /// Clock ticks per second, the unit of `/proc/PID/stat`'s CPU times.

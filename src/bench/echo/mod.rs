@@ -140,16 +140,7 @@ pub async fn run(args: Args) -> Result<u8, String> {
         }
     });
     let t_connect = Instant::now();
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    tick.tick().await;
-    tokio::pin!(connecting);
-    let streams = loop {
-        tokio::select! {
-            r = &mut connecting => break r.map_err(|e| e.to_string())?,
-            _ = tick.tick() => progress.update(&format!(
-                "connecting: {}/{} open", opened.load(Ordering::Relaxed), args.connections)),
-        }
-    };
+    let streams = super::with_connect_progress(connecting, &opened, args.connections, &mut progress).await?;
     let connect_secs = super::secs_since(t_connect);
     let mut conns = Vec::with_capacity(streams.len());
     for (i, r) in streams.into_iter().enumerate() {
