@@ -15,6 +15,16 @@ use crate::utf8::Utf8Validator;
 /// The largest piece of inflated data delivered at once in streaming mode.
 const STREAM_PIECE: usize = 64 * 1024;
 
+/// Compressed bytes are unmasked this many at a time before they are inflated.
+const UNMASK_PIECE: usize = 8192;
+
+thread_local! {
+    /// Where a compressed frame's bytes are unmasked before they are inflated: one buffer per
+    /// thread (at most [`UNMASK_PIECE`] bytes), so no connection holds one, and nothing to zero
+    /// per frame as a stack array would be.
+    static UNMASKED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// The message being received.
 #[derive(Debug)]
 pub(super) struct Incoming {
@@ -130,15 +140,20 @@ impl Connection {
         let Some(key) = frame.mask else {
             return self.inflate_message(chunk, false);
         };
-        let mut buf = [0u8; 8192];
-        let mut offset = mask_offset;
-        for piece in chunk.chunks(buf.len()) {
-            let b = &mut buf[..piece.len()];
-            b.copy_from_slice(piece);
-            offset = mask::apply(b, key, offset);
-            self.inflate_message(b, false)?;
-        }
-        Ok(())
+        UNMASKED.with(|cell| {
+            // Only a nested call on this thread (none today) would find it taken: then a buffer
+            // of its own.
+            let mut own = Vec::new();
+            let mut shared = cell.try_borrow_mut();
+            let buf = shared.as_deref_mut().unwrap_or(&mut own);
+            let mut offset = mask_offset;
+            for piece in chunk.chunks(UNMASK_PIECE) {
+                buf.clear();
+                offset = mask::extend_unmasked(buf, piece, Some(key), offset);
+                self.inflate_message(buf, false)?;
+            }
+            Ok(())
+        })
     }
 
     /// Inflates `input`, compressed bytes of the current message, into it (or, streaming, into
