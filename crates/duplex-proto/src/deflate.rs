@@ -341,14 +341,19 @@ impl DeflateConfig {
     /// The handshake fails (RFC 7692 §5, "the client MUST _Fail the WebSocket Connection_") if the
     /// answer names permessage-deflate more than once, or with a parameter that is unknown, given
     /// twice, has a bad value, or grants what was not offered: a client window where the offer had
-    /// none, a larger window than asked for, or no `server_no_context_takeover` /
-    /// `server_max_window_bits` when the offer required them.
+    /// none, a larger server window than asked for, or no `server_no_context_takeover` /
+    /// `server_max_window_bits` when the offer required them. A client window above the one
+    /// offered is a ceiling the server may state (RFC 7692 §7.1.2.2): the client compresses with
+    /// the smaller of the two, the window its offer promised.
     ///
     /// ```
     /// use duplex_proto::deflate::DeflateConfig;
     /// let config = DeflateConfig::default(); // asks for a server window of at most 12 bits
     /// let p = config.accept_response("permessage-deflate; server_max_window_bits=10; client_max_window_bits=10").unwrap().unwrap();
     /// assert_eq!((p.server_max_window_bits, p.client_max_window_bits), (10, 10));
+    /// // A larger client window is a ceiling: we keep the 11 bits we offered.
+    /// let p = config.accept_response("permessage-deflate; server_max_window_bits=12; client_max_window_bits=15").unwrap().unwrap();
+    /// assert_eq!(p.client_max_window_bits, 11);
     /// assert!(config.accept_response("permessage-deflate").is_err()); // not granted
     /// assert!(config.accept_response("permessage-deflate; x=1").is_err());
     /// ```
@@ -384,13 +389,11 @@ impl DeflateConfig {
         };
         let client_bits = match r.client_max_window_bits {
             Some(None) => return Err(bad("client_max_window_bits without a value".into())),
-            Some(Some(b)) if b > self.client_max_window_bits => {
-                return Err(bad(format!(
-                    "client_max_window_bits={b}, above the {} offered",
-                    self.client_max_window_bits
-                )))
-            }
-            Some(Some(b)) => b,
+            // A value above the one offered is the server ignoring our hint, which RFC 7692
+            // §7.1.2.2 allows ("the server may either ignore this value or use this value"): its
+            // answer is a ceiling, and our compressor keeps to the smaller window it promised
+            // in the offer, which is within both. (Autobahn 13.4 and 13.6 answer 15 to any offer.)
+            Some(Some(b)) => b.min(self.client_max_window_bits),
             None => self.client_max_window_bits,
         };
         Ok(Some(DeflateParams {

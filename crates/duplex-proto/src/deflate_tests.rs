@@ -240,6 +240,7 @@ fn client_checks_the_answer() {
     let wants_small_server = wide().server_max_window_bits(10);
     let wants_nct = wide().server_no_context_takeover(true);
     let small_client = wide().client_max_window_bits(10).client_no_context_takeover(true);
+    let defaults = DeflateConfig::default();
     #[rustfmt::skip]
     let ok: &[(&DeflateConfig, &str, Option<DeflateParams>)] = &[
         (&d, "permessage-deflate", Some(params(false, false, 15, 15))),
@@ -252,6 +253,10 @@ fn client_checks_the_answer() {
         // Our own limits hold whatever the answer says.
         (&small_client, "permessage-deflate", Some(params(false, true, 15, 10))),
         (&small_client, "permessage-deflate; client_max_window_bits=8", Some(params(false, true, 15, 8))),
+        // A larger client window than offered: the server ignored the hint (RFC 7692 §7.1.2.2,
+        // Autobahn 13.4/13.6); we keep the window the offer promised.
+        (&small_client, "permessage-deflate; client_max_window_bits=12", Some(params(false, true, 15, 10))),
+        (&defaults, "permessage-deflate; server_max_window_bits=12; client_max_window_bits=15", Some(params(false, false, 12, 11))),
         (&d, "x-other", None),
         (&d, "", None),
     ];
@@ -271,7 +276,6 @@ fn client_checks_the_answer() {
         (&wants_small_server, "permessage-deflate"),                          // asked for, not granted
         (&wants_small_server, "permessage-deflate; server_max_window_bits=11"), // larger than asked
         (&wants_nct, "permessage-deflate"),
-        (&small_client, "permessage-deflate; client_max_window_bits=12"),     // larger than offered
     ];
     for (config, answer) in bad {
         assert!(
