@@ -46,12 +46,19 @@ fn rotate(key: [u8; 4], offset: usize) -> [u8; 4] {
 #[cfg(target_arch = "x86_64")]
 const WIDE_FROM: usize = 128;
 
+/// Whether `len` bytes are worth the AVX2 loop and the CPU has AVX2 (a cached load after the
+/// first call).
+#[cfg(target_arch = "x86_64")]
+#[inline]
+fn use_avx2(len: usize) -> bool {
+    len >= WIDE_FROM && std::arch::is_x86_feature_detected!("avx2")
+}
+
 #[inline]
 fn apply_aligned(data: &mut [u8], key: [u8; 4]) {
     #[cfg(target_arch = "x86_64")]
-    if data.len() >= WIDE_FROM && std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: `apply_avx2` only requires that the CPU supports AVX2, checked just above
-        // (the check is a cached load after its first call).
+    if use_avx2(data.len()) {
+        // SAFETY: `apply_avx2` only requires that the CPU supports AVX2, checked just above.
         unsafe { apply_avx2(data, key) };
         return;
     }
@@ -102,21 +109,20 @@ fn xor_in_place<const N: usize>(data: &mut [u8], k64: u64) {
     }
 }
 
-/// Copies are made this many bytes at a time, each piece masked while it is still in L1. It also
-/// keeps every `memcpy` under glibc's `rep movsb` threshold (4 KiB with AVX2): measured here,
-/// `rep movsb` from a receive buffer into a message ran at half the speed of the vector loop, and
-/// halved a 16 KiB echo's throughput.
+/// Unmasked payloads are copied this many bytes at a time, which keeps every `memcpy` under
+/// glibc's `rep movsb` threshold (4 KiB with AVX2): measured here, `rep movsb` from a receive
+/// buffer into a message ran at half the speed of the vector loop, and halved a 16 KiB echo's
+/// throughput. (Masked bytes are not copied by `memcpy` at all: see [`extend_unmasked`].)
 pub const COPY_PIECE: usize = 2048;
 
-/// Copies `src` into `dst` (which must be as long) while masking it: used to send a client frame
-/// without first copying and then masking in a second pass.
+/// Copies `src` into `dst` (which must be as long) while masking it, in one pass: used to send a
+/// client frame.
 pub fn copy_masked(dst: &mut [u8], src: &[u8], key: [u8; 4]) {
     debug_assert_eq!(dst.len(), src.len());
-    for (d, s) in dst.chunks_mut(COPY_PIECE).zip(src.chunks(COPY_PIECE)) {
-        d.copy_from_slice(s);
-        // COPY_PIECE is a multiple of 4: every piece starts at key offset 0.
-        apply_aligned(d, key);
-    }
+    // SAFETY: a `[u8]` is a `[MaybeUninit<u8>]` of the same length and layout; `xor_into` only
+    // writes initialised bytes into it, so `dst` stays initialised.
+    let dst = unsafe { &mut *(std::ptr::from_mut(dst) as *mut [MaybeUninit<u8>]) };
+    xor_into(dst, src, key);
 }
 
 /// Appends `src` to `dst`, unmasked with `key` from `offset` bytes into the key stream if there
@@ -133,20 +139,24 @@ pub fn extend_unmasked(dst: &mut Vec<u8>, src: &[u8], key: Option<[u8; 4]>, offs
         return offset;
     };
     let key = rotate(key, offset & 3);
-    let spare = &mut dst.spare_capacity_mut()[..src.len()];
-    #[cfg(target_arch = "x86_64")]
-    if src.len() >= WIDE_FROM && std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: `copy_unmasked_avx2` only requires that the CPU supports AVX2, checked just above.
-        unsafe { copy_unmasked_avx2(spare, src, key) };
-    } else {
-        copy_unmasked(spare, src, key);
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    copy_unmasked(spare, src, key);
-    // SAFETY: `copy_unmasked` wrote every one of the first `src.len()` bytes of the spare
-    // capacity (reserved above), so they are initialised.
+    xor_into(&mut dst.spare_capacity_mut()[..src.len()], src, key);
+    // SAFETY: `xor_into` wrote every one of the first `src.len()` bytes of the spare capacity
+    // (reserved above), so they are initialised.
     unsafe { dst.set_len(dst.len() + src.len()) };
     (offset + src.len()) & 3
+}
+
+/// Writes `src` XOR the key stream (from key byte 0) into `dst`, which is as long: with AVX2 when
+/// it is worth it and the CPU has it.
+#[inline]
+fn xor_into(dst: &mut [MaybeUninit<u8>], src: &[u8], key: [u8; 4]) {
+    #[cfg(target_arch = "x86_64")]
+    if use_avx2(src.len()) {
+        // SAFETY: `copy_unmasked_avx2` only requires that the CPU supports AVX2, checked just above.
+        unsafe { copy_unmasked_avx2(dst, src, key) };
+        return;
+    }
+    copy_unmasked(dst, src, key);
 }
 
 /// [`copy_unmasked`] compiled for AVX2 (see [`apply_avx2`]).
