@@ -1,5 +1,5 @@
 //! Micro-benchmarks of the receive path's hot loops: frame headers, unmasking, UTF-8 validation,
-//! a whole message through `Connection`, a permessage-deflate round trip, and what releasing the
+//! a whole message through `Connection`, a client's masked send, a permessage-deflate round trip, and what releasing the
 //! deflate codecs of a quiet connection costs when its next message comes.
 //!
 //! `cargo bench -p duplex-proto` (add `-- --quick` for a short run, or a filter such as `unmask`).
@@ -128,6 +128,27 @@ fn receive(c: &mut Criterion) {
     g.finish();
 }
 
+/// A client's send path: the payload copied into the write queue while it is masked, then
+/// drained as a socket write would.
+fn client_send(c: &mut Criterion) {
+    let mut g = c.benchmark_group("client_send");
+    for (name, len) in [("binary_20B", 20usize), ("binary_16KiB", 16 << 10)] {
+        let payload = vec![7u8; len];
+        g.throughput(Throughput::Bytes(len as u64));
+        g.bench_function(BenchmarkId::new("send_binary+drain", name), |b| {
+            let mut conn = Connection::new(Role::Client, Config::default());
+            b.iter(|| {
+                conn.send_binary(black_box(&payload)).expect("open connection");
+                let out = conn.outgoing();
+                let n = out.remaining();
+                out.advance(n);
+                n
+            })
+        });
+    }
+    g.finish();
+}
+
 fn deflate(c: &mut Criterion) {
     let mut g = c.benchmark_group("deflate");
     let text: String =
@@ -204,5 +225,5 @@ fn deflate_release(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, frame_header, unmask, utf8, receive, deflate, deflate_release);
+criterion_group!(benches, frame_header, unmask, utf8, receive, client_send, deflate, deflate_release);
 criterion_main!(benches);

@@ -168,13 +168,20 @@ fn xor_in_place<const N: usize>(data: &mut [u8], k64: u64) {
 /// throughput. (Masked bytes are not copied by `memcpy` at all: see [`extend_unmasked`].)
 pub const COPY_PIECE: usize = 2048;
 
-/// Copies `src` into `dst` (which must be as long) while masking it, in one pass: used to send a
-/// client frame.
+/// Copies `src` into `dst` (which must be as long) while masking it, in one pass.
 pub fn copy_masked(dst: &mut [u8], src: &[u8], key: [u8; 4]) {
     debug_assert_eq!(dst.len(), src.len());
     // SAFETY: a `[u8]` is a `[MaybeUninit<u8>]` of the same length and layout; `xor_into` only
     // writes initialised bytes into it, so `dst` stays initialised.
     let dst = unsafe { &mut *(std::ptr::from_mut(dst) as *mut [MaybeUninit<u8>]) };
+    xor_into(dst, src, key);
+}
+
+/// Writes `src` masked with `key` (from key byte 0) into `dst`, which must be as long and may be
+/// uninitialised: every byte of it is written. Used to send a client frame straight into the
+/// write queue's free capacity.
+pub(crate) fn mask_into(dst: &mut [MaybeUninit<u8>], src: &[u8], key: [u8; 4]) {
+    assert_eq!(dst.len(), src.len(), "mask_into: destination and source lengths differ");
     xor_into(dst, src, key);
 }
 

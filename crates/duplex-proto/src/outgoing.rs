@@ -86,12 +86,24 @@ impl Outgoing {
         self.len += data.len();
     }
 
-    /// Appends `len` bytes written by `fill` into the tail (used to mask while copying).
+    /// Appends `data` masked with `key` (from key byte 0) to the tail, in one pass: each byte is
+    /// read, masked and written straight into the tail's free capacity (a client's frames).
+    pub fn copy_masked(&mut self, data: &[u8], key: [u8; 4]) {
+        self.tail_with_room();
+        self.tail.reserve(data.len());
+        crate::mask::mask_into(&mut self.tail.spare_capacity_mut()[..data.len()], data, key);
+        // SAFETY: `mask_into` wrote every one of the first `data.len()` bytes of the spare
+        // capacity (reserved above), so they are initialised.
+        unsafe { self.tail.set_len(self.tail.len() + data.len()) };
+        self.len += data.len();
+    }
+
+    /// Appends `len` bytes written by `fill` into the tail (zero-filled first; to mask while
+    /// copying, [`copy_masked`](Self::copy_masked) skips the zeroing).
     pub fn fill_with(&mut self, len: usize, fill: impl FnOnce(&mut [u8])) {
         self.tail_with_room();
         let start = self.tail.len();
         self.tail.reserve(len);
-        // Zero-fill, then let `fill` overwrite: no unsafe, and the zeroing is cheap next to the copy.
         self.tail.put_bytes(0, len);
         fill(&mut self.tail[start..]);
         self.len += len;
@@ -187,16 +199,18 @@ mod tests {
         q.push(Bytes::from_static(b"cd"));
         q.copy_from(b"ef");
         q.fill_with(2, |b| b.copy_from_slice(b"gh"));
-        assert_eq!(q.len(), 8);
+        // Masked with key 1 2 3 4 from key byte 0: "ij" ^ [1, 2] = "hh".
+        q.copy_masked(b"ij", [1, 2, 3, 4]);
+        assert_eq!(q.len(), 10);
         let mut slices = [IoSlice::new(&[]); 8];
         let n = q.chunks_vectored(&mut slices);
         let joined: Vec<u8> = slices[..n].iter().flat_map(|s| s.iter().copied()).collect();
-        assert_eq!(joined, b"abcdefgh");
+        assert_eq!(joined, b"abcdefghhh");
         q.advance(3);
         assert_eq!(q.chunk(), b"d");
         q.copy_from(b"ij");
         let all = q.copy_to_bytes(q.remaining());
-        assert_eq!(&all[..], b"defghij");
+        assert_eq!(&all[..], b"defghhhij");
         assert!(q.is_empty());
         assert_eq!(q.tail.capacity(), 0, "drained queue must hold no buffer");
     }

@@ -233,7 +233,7 @@ impl Connection {
         self.out.reserve(header.len() + copied);
         self.out.copy_from(&header);
         match (mask, payload) {
-            (Some(key), p) => self.out.fill_with(p.as_slice().len(), |dst| mask::copy_masked(dst, p.as_slice(), key)),
+            (Some(key), p) => self.out.copy_masked(p.as_slice(), key),
             (None, Payload::Owned(b)) if b.len() > self.config.copy_threshold => self.out.push(b),
             (None, p) => self.out.copy_from(p.as_slice()),
         }
