@@ -100,23 +100,33 @@ fn apply_aligned(data: &mut [u8], key: [u8; 4]) {
 /// loop, compiled here with the same features.
 #[cfg(all(target_arch = "x86_64", duplex_avx512))]
 #[target_feature(enable = "avx512f")]
-#[allow(clippy::incompatible_msrv)] // only built by Rust 1.89 and later (build.rs)
 fn apply_avx512(data: &mut [u8], key: [u8; 4]) {
-    use std::arch::x86_64::{__m512i, _mm512_set1_epi32, _mm512_xor_si512};
-    let k = _mm512_set1_epi32(i32::from_ne_bytes(key));
     let blocks = data.len() / 256;
     let p = data.as_mut_ptr();
-    for b in 0..blocks {
-        for j in 0..4 {
-            let at = b * 256 + j * 64;
-            // SAFETY: at + 64 <= blocks * 256 <= data.len(); unaligned reads and writes are allowed.
-            unsafe {
-                let v = p.add(at).cast::<__m512i>().read_unaligned();
-                p.add(at).cast::<__m512i>().write_unaligned(_mm512_xor_si512(v, k));
-            }
+    // SAFETY: `data` holds `blocks` 256-byte blocks, read and written in place through `p`; this
+    // function's own target feature is the one `xor_blocks_avx512` needs.
+    unsafe { xor_blocks_avx512(p, p, blocks, key) };
+    apply_portable(&mut data[blocks * 256..], key);
+}
+
+/// XORs `blocks` 256-byte blocks read from `src` with the key into `dst` (which may be `src`).
+///
+/// # Safety
+/// `src` must be readable and `dst` writable for `blocks * 256` bytes (no alignment needed), and
+/// the CPU must have AVX-512F.
+#[cfg(all(target_arch = "x86_64", duplex_avx512))]
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::incompatible_msrv)] // only built by Rust 1.89 and later (build.rs)
+unsafe fn xor_blocks_avx512(src: *const u8, dst: *mut u8, blocks: usize, key: [u8; 4]) {
+    use std::arch::x86_64::{__m512i, _mm512_set1_epi32, _mm512_xor_si512};
+    let k = _mm512_set1_epi32(i32::from_ne_bytes(key));
+    for at in (0..blocks * 256).step_by(64) {
+        // SAFETY: at + 64 <= blocks * 256, within both buffers (the caller's promise).
+        unsafe {
+            let v = src.add(at).cast::<__m512i>().read_unaligned();
+            dst.add(at).cast::<__m512i>().write_unaligned(_mm512_xor_si512(v, k));
         }
     }
-    apply_portable(&mut data[blocks * 256..], key);
 }
 
 /// The same loop compiled for AVX2: the compiler turns each 32-byte block into one 256-bit XOR
@@ -225,24 +235,12 @@ fn xor_into(dst: &mut [MaybeUninit<u8>], src: &[u8], key: [u8; 4]) {
 /// [`copy_unmasked`] with 64-byte registers (see [`apply_avx512`]).
 #[cfg(all(target_arch = "x86_64", duplex_avx512))]
 #[target_feature(enable = "avx512f")]
-#[allow(clippy::incompatible_msrv)] // only built by Rust 1.89 and later (build.rs)
 fn copy_unmasked_avx512(dst: &mut [MaybeUninit<u8>], src: &[u8], key: [u8; 4]) {
-    use std::arch::x86_64::{__m512i, _mm512_set1_epi32, _mm512_xor_si512};
     let src = &src[..dst.len()];
-    let k = _mm512_set1_epi32(i32::from_ne_bytes(key));
     let blocks = src.len() / 256;
-    let (s, d) = (src.as_ptr(), dst.as_mut_ptr().cast::<u8>());
-    for b in 0..blocks {
-        for j in 0..4 {
-            let at = b * 256 + j * 64;
-            // SAFETY: at + 64 <= blocks * 256 <= the length of both slices (`dst` is as long as
-            // `src`); unaligned reads and writes are allowed, and `d` only receives written bytes.
-            unsafe {
-                let v = s.add(at).cast::<__m512i>().read_unaligned();
-                d.add(at).cast::<__m512i>().write_unaligned(_mm512_xor_si512(v, k));
-            }
-        }
-    }
+    // SAFETY: both slices are `src.len()` long, so they hold `blocks` 256-byte blocks; `dst` only
+    // receives written bytes; this function's own target feature is the one needed.
+    unsafe { xor_blocks_avx512(src.as_ptr(), dst.as_mut_ptr().cast::<u8>(), blocks, key) };
     let done = blocks * 256;
     copy_unmasked(&mut dst[done..], &src[done..], key);
 }
