@@ -69,9 +69,9 @@ pub enum ServerStream {
     /// Plain TCP; also a TLS server's connection before [`Incoming::request`](crate::Incoming::request)
     /// has run its TLS handshake.
     Plain(TcpStream),
-    /// TLS over TCP (boxed: a TLS session is large).
+    /// TLS over TCP, on rustls' unbuffered API (boxed: a TLS session is large).
     #[cfg(feature = "tls")]
-    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+    Tls(Box<crate::tls::TlsServerStream>),
 }
 
 #[cfg(feature = "server")]
@@ -81,7 +81,7 @@ impl ServerStream {
         match self {
             ServerStream::Plain(s) => s,
             #[cfg(feature = "tls")]
-            ServerStream::Tls(s) => s.get_ref().0,
+            ServerStream::Tls(s) => s.tcp(),
         }
     }
 
@@ -95,10 +95,10 @@ impl ServerStream {
 
     /// The TLS session (SNI name, ALPN protocol, the client's certificates under mutual TLS).
     #[cfg(feature = "tls")]
-    pub fn tls_connection(&self) -> Option<&rustls::ServerConnection> {
+    pub fn tls_connection(&self) -> Option<&crate::tls::TlsServerStream> {
         match self {
             ServerStream::Plain(_) => None,
-            ServerStream::Tls(s) => Some(s.get_ref().1),
+            ServerStream::Tls(s) => Some(s),
         }
     }
 }

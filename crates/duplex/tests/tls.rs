@@ -379,3 +379,117 @@ fn tls_errors_display_with_a_prefix() {
     let e = Error::Tls(duplex::TlsError::new(TlsErrorKind::Handshake, "boom"));
     assert_eq!(e.to_string(), "TLS: boom");
 }
+
+// ---------------------------------------------------------------------------------------------
+// The server's TLS stream (rustls' unbuffered API, `duplex::tls::TlsServerStream`)
+
+/// A TLS server that reports each connection's SNI name, ALPN protocol and TLS version, then
+/// echoes until the client closes.
+async fn reporting_echo_server(
+    acceptor: TlsAcceptor,
+) -> (
+    u16,
+    tokio::sync::mpsc::UnboundedReceiver<(Option<String>, Option<Vec<u8>>, Option<duplex::rustls::ProtocolVersion>)>,
+) {
+    let server = Server::bind("127.0.0.1:0").await.unwrap().with_tls(acceptor);
+    let port = server.local_addr().unwrap().port();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            let Ok(incoming) = server.accept().await else { return };
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let Ok(req) = incoming.request().await else { return };
+                let Ok(mut ws) = req.accept().await else { return };
+                let tls = ws.get_ref().tls_connection().expect("a TLS session");
+                let _ = tx.send((
+                    tls.server_name().map(String::from),
+                    tls.alpn_protocol().map(<[u8]>::to_vec),
+                    tls.protocol_version(),
+                ));
+                while let Some(Ok(msg)) = ws.recv().await {
+                    if ws.send(msg).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    (port, rx)
+}
+
+#[tokio::test]
+async fn the_server_sees_sni_alpn_and_version() {
+    let ca = Ca::new("duplex test CA");
+    let (port, mut seen) = reporting_echo_server(ca.issue(&["localhost"]).acceptor()).await;
+    round_trip(&Client::new().add_root_certificate(ca.der()), &format!("wss://localhost:{port}/")).await;
+    let (name, alpn, version) = timeout(STEP, seen.recv()).await.unwrap().unwrap();
+    assert_eq!(name.as_deref(), Some("localhost"));
+    assert_eq!(alpn.as_deref(), Some(&b"http/1.1"[..]));
+    assert_eq!(version, Some(duplex::rustls::ProtocolVersion::TLSv1_3));
+}
+
+#[tokio::test]
+async fn a_tls_1_2_client_is_served() {
+    let ca = Ca::new("duplex test CA");
+    let (port, mut seen) = reporting_echo_server(ca.issue(&["localhost"]).acceptor()).await;
+    let mut roots = duplex::rustls::RootCertStore::empty();
+    roots.add(ca.der()).unwrap();
+    let config = duplex::rustls::ClientConfig::builder_with_provider(tls::crypto_provider().unwrap())
+        .with_protocol_versions(&[&duplex::rustls::version::TLS12])
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let client = Client::new().tls_config(std::sync::Arc::new(config));
+    round_trip(&client, &format!("wss://localhost:{port}/")).await;
+    let (_, _, version) = timeout(STEP, seen.recv()).await.unwrap().unwrap();
+    assert_eq!(version, Some(duplex::rustls::ProtocolVersion::TLSv1_2));
+}
+
+#[tokio::test]
+async fn large_and_pipelined_messages_cross_record_and_read_boundaries() {
+    let ca = Ca::new("duplex test CA");
+    let (port, _) = echo_server(Some(ca.issue(&["127.0.0.1"]).acceptor()), Config::default()).await;
+    let client = Client::new().add_root_certificate(ca.der());
+    let (mut ws, _) = client.connect(&format!("wss://127.0.0.1:{port}/")).await.unwrap();
+    // Sizes around a TLS record (16 KiB), the server's read size (64 KiB) and well past both,
+    // each a different pattern so that a misplaced byte shows.
+    let sizes = [1, 16 * 1024 - 1, 16 * 1024, 16 * 1024 + 1, 64 * 1024 + 7, 300_000, 1 << 20];
+    let messages: Vec<Vec<u8>> =
+        sizes.iter().enumerate().map(|(i, &n)| (0..n).map(|j| (j * 31 + i * 7) as u8).collect()).collect();
+    // All queued before reading anything back: records and reads are cut anywhere.
+    for m in &messages {
+        ws.feed(Message::Binary(m.clone().into())).await.unwrap();
+    }
+    for _ in 0..1000 {
+        ws.feed(Message::Text("small".into())).await.unwrap();
+    }
+    ws.flush().await.unwrap();
+    for m in &messages {
+        let got = timeout(STEP, ws.recv()).await.expect("echo timed out").expect("echo").expect("echo");
+        assert_eq!(got, Message::Binary(m.clone().into()), "a {} byte message", m.len());
+    }
+    for _ in 0..1000 {
+        let got = timeout(STEP, ws.recv()).await.expect("echo timed out").expect("echo").expect("echo");
+        assert_eq!(got, Message::Text("small".into()));
+    }
+    ws.close(None).await.unwrap();
+    // The server answers the close and ends the connection cleanly (close_notify, then FIN).
+    assert!(timeout(STEP, ws.recv()).await.expect("the close timed out").is_none());
+}
+
+#[tokio::test]
+async fn a_malformed_client_hello_is_answered_with_an_alert_and_the_server_goes_on() {
+    let ca = Ca::new("duplex test CA");
+    let (port, mut errors) = echo_server(Some(ca.issue(&["127.0.0.1"]).acceptor()), Config::default()).await;
+    let mut tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    // A handshake record whose message is not a ClientHello rustls can parse.
+    tcp.write_all(b"\x16\x03\x01\x00\x09\x01\x00\x00\x05hello").await.unwrap();
+    let mut answer = Vec::new();
+    timeout(STEP, tcp.read_to_end(&mut answer)).await.expect("the server did not close").unwrap();
+    // An alert record (content type 21), then the end of the connection.
+    assert_eq!(answer.first(), Some(&0x15), "no TLS alert: {answer:?}");
+    let err = timeout(STEP, errors.recv()).await.unwrap().unwrap();
+    assert!(matches!(err, Error::Tls(_)), "{err:?}");
+    round_trip(&Client::new().add_root_certificate(ca.der()), &format!("wss://127.0.0.1:{port}/")).await;
+}

@@ -409,7 +409,7 @@ fn tls_prelude(tls: TlsAcceptor) -> Prelude<ServerStream> {
     Prelude(Box::new(move |io| {
         Box::pin(async move {
             match io {
-                ServerStream::Plain(tcp) => Ok(ServerStream::Tls(Box::new(tls.accept(tcp).await?))),
+                ServerStream::Plain(tcp) => Ok(ServerStream::Tls(Box::new(tls.accept_unbuffered(tcp).await?))),
                 done => Ok(done),
             }
         })

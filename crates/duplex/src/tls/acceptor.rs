@@ -10,6 +10,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::classify::{classify_io, Side};
+use super::server_stream::{recording_server_name, TlsServerStream};
 use super::{load_certs, load_private_key, server_config, Failure, TlsError, TlsErrorKind, PLAIN_ON_TLS_REASON};
 
 /// The TLS side of a [`Server`](crate::Server): a shared [`rustls::ServerConfig`], and the
@@ -25,13 +26,17 @@ use super::{load_certs, load_private_key, server_config, Failure, TlsError, TlsE
 #[derive(Clone, Debug)]
 pub struct TlsAcceptor {
     config: Arc<ServerConfig>,
+    /// The same configuration with its certificate resolver noting the server name, for
+    /// [`TlsServerStream`] (rustls' unbuffered connection does not keep it).
+    unbuffered: Arc<ServerConfig>,
 }
 
 impl TlsAcceptor {
     /// Uses this configuration as it is. (Set its `alpn_protocols` to `[b"http/1.1"]` if clients
     /// may offer HTTP/2; the helpers here do.)
     pub fn new(config: Arc<ServerConfig>) -> TlsAcceptor {
-        TlsAcceptor { config }
+        let unbuffered = recording_server_name(&config);
+        TlsAcceptor { config, unbuffered }
     }
 
     /// Serves the certificate chain in `cert` (PEM, leaf first) with the key in `key` (PEM).
@@ -52,35 +57,52 @@ impl TlsAcceptor {
     }
 
     /// Runs the server side of the TLS handshake on an accepted connection, with no deadline of
-    /// its own (the server runs it under the handshake timeout). Fails with [`Failure::Tls`], or
-    /// [`Failure::Io`] when the connection itself fails.
+    /// its own (the server runs it under the handshake timeout), and returns tokio-rustls' stream
+    /// (what hyper and axum servers are given). Fails with [`Failure::Tls`], or [`Failure::Io`]
+    /// when the connection itself fails.
     ///
     /// A client that does not start with a TLS handshake record (a plain `ws://` or `http://`
     /// client on the TLS port) is answered `400 This port speaks TLS` in plain text and the
     /// error is [`TlsErrorKind::NotTls`].
     pub async fn accept(&self, mut tcp: TcpStream) -> Result<tokio_rustls::server::TlsStream<TcpStream>, Failure> {
-        let peer = tcp.peer_addr().map(|a| a.to_string()).unwrap_or_else(|_| "(unknown)".into());
-        let mut first = [0u8; 1];
-        if tcp.peek(&mut first).await? == 0 {
-            return Err(Failure::Io(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "the client closed the connection before the TLS handshake",
-            )));
-        }
-        // Every TLS connection opens with a handshake record (content type 22).
-        if first[0] != 0x16 {
-            tracing::debug!(%peer, first_byte = first[0], "not a TLS client hello: answering 400 in plain text");
-            answer_plain_client(&mut tcp).await;
-            return Err(Failure::Tls(TlsError::new(
-                TlsErrorKind::NotTls,
-                format!("the client {peer} did not speak TLS: plain ws:// or http:// to a TLS port (answered 400)"),
-            )));
-        }
+        let peer = starts_tls(&mut tcp).await?;
         tokio_rustls::TlsAcceptor::from(self.config.clone())
             .accept(tcp)
             .await
             .map_err(|e| classify_io(e, Side::Server, &peer, true))
     }
+
+    /// [`accept`](Self::accept), for a duplex [`Server`](crate::Server): the connection runs on
+    /// rustls' unbuffered API, which holds no TLS buffer while the connection is idle.
+    pub async fn accept_unbuffered(&self, mut tcp: TcpStream) -> Result<TlsServerStream, Failure> {
+        let peer = starts_tls(&mut tcp).await?;
+        TlsServerStream::accept(tcp, self.unbuffered.clone())
+            .await
+            .map_err(|e| classify_io(e, Side::Server, &peer, true))
+    }
+}
+
+/// Waits for the client's first byte: a TLS client starts with a handshake record; anything else
+/// is answered `400` in plain text. The client's address, for messages.
+async fn starts_tls(tcp: &mut TcpStream) -> Result<String, Failure> {
+    let peer = tcp.peer_addr().map(|a| a.to_string()).unwrap_or_else(|_| "(unknown)".into());
+    let mut first = [0u8; 1];
+    if tcp.peek(&mut first).await? == 0 {
+        return Err(Failure::Io(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "the client closed the connection before the TLS handshake",
+        )));
+    }
+    // Every TLS connection opens with a handshake record (content type 22).
+    if first[0] != 0x16 {
+        tracing::debug!(%peer, first_byte = first[0], "not a TLS client hello: answering 400 in plain text");
+        answer_plain_client(tcp).await;
+        return Err(Failure::Tls(TlsError::new(
+            TlsErrorKind::NotTls,
+            format!("the client {peer} did not speak TLS: plain ws:// or http:// to a TLS port (answered 400)"),
+        )));
+    }
+    Ok(peer)
 }
 
 /// Answers a plain HTTP client on a TLS port, so that it says what is wrong instead of hanging.
