@@ -38,17 +38,45 @@ const MAX_KEPT: usize = 64 * 1024 + 1024;
 /// The most plaintext encrypted per write: one full record.
 const WRITE_CHUNK: usize = 16 * 1024;
 
+/// A write's slices are gathered into one record up to this many bytes in all.
+const GATHER_MAX: usize = 4096;
+
 /// `outgoing` beyond this is written before more is encrypted (a bound on what a connection holds
 /// when its peer does not read).
 const OUTGOING_LIMIT: usize = 64 * 1024;
 
 thread_local! {
     /// Where TLS bytes are read and decrypted: one per thread, not one per connection.
-    static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0; MAX_KEPT + READ_SIZE].into_boxed_slice());
+    static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0; READ_SIZE].into_boxed_slice());
     /// The server name of the ClientHello being answered on this thread (see [`RecordServerName`]).
     static SERVER_NAME: RefCell<Option<Box<str>>> = const { RefCell::new(None) };
     /// A write's slices gathered into one record.
     static GATHER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    /// Drained `outgoing` buffers of this thread's connections, for the next one that encrypts:
+    /// a connection holds none between writes, and a write costs no `malloc`/`free` pair (a
+    /// record of 1 KiB is past glibc's per-thread cache, so that pair was ~700 instructions).
+    static SPARE: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// At most this many spare `outgoing` buffers per thread, of at most [`SPARE_CAPACITY`] each.
+const SPARE_COUNT: usize = 16;
+const SPARE_CAPACITY: usize = 20 * 1024;
+
+fn take_spare() -> Vec<u8> {
+    SPARE.try_with(|s| s.borrow_mut().pop()).ok().flatten().unwrap_or_default()
+}
+
+fn give_back(mut buf: Vec<u8>) {
+    if buf.capacity() == 0 || buf.capacity() > SPARE_CAPACITY {
+        return;
+    }
+    buf.clear();
+    let _ = SPARE.try_with(|s| {
+        let mut s = s.borrow_mut();
+        if s.len() < SPARE_COUNT {
+            s.push(buf);
+        }
+    });
 }
 
 /// Wraps a configuration's certificate resolver to note the ClientHello's server name (SNI):
@@ -113,6 +141,31 @@ fn tls_error(e: rustls::Error) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, e)
 }
 
+/// How many bytes `kept` (which starts at a record boundary) lacks to end its last record: the
+/// rest of the record header, or of the record it announces. Records before it are whole (kept
+/// while rustls joins a handshake message split over them).
+fn missing_from_last_record(kept: &[u8]) -> usize {
+    let mut at = 0;
+    loop {
+        let Some(header) = kept.get(at..at + 5) else {
+            return at + 5 - kept.len();
+        };
+        let end = at + 5 + usize::from(u16::from_be_bytes([header[3], header[4]]));
+        if end > kept.len() {
+            return end - kept.len();
+        }
+        at = end;
+        if at == kept.len() {
+            // Whole records only (a split handshake message waiting for its next record).
+            return 5;
+        }
+    }
+}
+
+fn eof_without_close_notify() -> io::Error {
+    io::Error::new(io::ErrorKind::UnexpectedEof, "peer closed connection without sending TLS close_notify")
+}
+
 /// The error of a peer whose unprocessed bytes exceed [`MAX_KEPT`].
 fn too_much_kept() -> io::Error {
     io::Error::new(
@@ -163,7 +216,7 @@ impl TlsServerStream {
             s.incoming = input;
             if !s.outgoing.is_empty() {
                 s.tcp.write_all(&s.outgoing).await?;
-                s.outgoing = Vec::new();
+                give_back(std::mem::take(&mut s.outgoing));
             }
             if !s.conn.is_handshaking() {
                 break;
@@ -245,7 +298,7 @@ impl TlsServerStream {
                 }
                 ConnectionState::EncodeTlsData(mut data) => {
                     if let Err(e) =
-                        encode_into(&mut self.outgoing, |buf| data.encode(buf).map_err(EncodeOrEncrypt::Encode))
+                        encode_into(&mut self.outgoing, 256, |buf| data.encode(buf).map_err(EncodeOrEncrypt::Encode))
                     {
                         return Err((e, consumed + discard));
                     }
@@ -288,7 +341,8 @@ impl TlsServerStream {
             let status = self.conn.process_tls_records(input);
             match status.state {
                 Ok(ConnectionState::EncodeTlsData(mut data)) => {
-                    if encode_into(&mut self.outgoing, |buf| data.encode(buf).map_err(EncodeOrEncrypt::Encode)).is_err()
+                    if encode_into(&mut self.outgoing, 256, |buf| data.encode(buf).map_err(EncodeOrEncrypt::Encode))
+                        .is_err()
                     {
                         return;
                     }
@@ -311,6 +365,9 @@ impl TlsServerStream {
 
     /// Reads from the socket and processes what arrived, through the per-thread scratch.
     fn poll_read_tls(&mut self, cx: &mut Context<'_>, out: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        if !self.incoming.is_empty() {
+            return self.poll_complete_record(cx, out);
+        }
         SCRATCH.with(|cell| {
             let mut guard;
             let mut private;
@@ -321,41 +378,63 @@ impl TlsServerStream {
                 }
                 // Only if a read is polled from inside another on the same thread.
                 Err(_) => {
-                    private = vec![0; MAX_KEPT + READ_SIZE];
+                    private = vec![0; READ_SIZE];
                     &mut private[..]
                 }
             };
-            let kept = self.incoming.len();
-            scratch[..kept].copy_from_slice(&self.incoming);
-            let mut rb = ReadBuf::new(&mut scratch[kept..kept + READ_SIZE]);
+            let mut rb = ReadBuf::new(&mut scratch[..READ_SIZE]);
             ready!(Pin::new(&mut self.tcp).poll_read(cx, &mut rb))?;
             let n = rb.filled().len();
             if n == 0 {
-                return Poll::Ready(Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "peer closed connection without sending TLS close_notify",
-                )));
+                return Poll::Ready(Err(eof_without_close_notify()));
             }
-            let total = kept + n;
-            let processed = match self.process(&mut scratch[..total], out) {
+            let processed = match self.process(&mut scratch[..n], out) {
                 Ok(p) => p,
                 Err((e, consumed)) => {
                     // Tell the peer why (a bad record's alert), if the socket takes it now.
-                    self.queue_alert(&mut scratch[consumed..total]);
+                    self.queue_alert(&mut scratch[consumed..n]);
                     let _ = self.poll_write_outgoing(cx);
                     return Poll::Ready(Err(e));
                 }
             };
-            if total - processed.consumed > MAX_KEPT {
-                return Poll::Ready(Err(too_much_kept()));
-            }
-            self.incoming.clear();
-            self.incoming.extend_from_slice(&scratch[processed.consumed..total]);
-            if self.incoming.is_empty() {
-                self.incoming = Vec::new();
-            }
+            // What does not complete a record waits here (the scratch is the next one's).
+            self.incoming.extend_from_slice(&scratch[processed.consumed..n]);
             Poll::Ready(Ok(()))
         })
+    }
+
+    /// With an incomplete record kept: reads the bytes that complete it onto `incoming` (no more,
+    /// so that the connection holds at most a record, and what follows is read through the
+    /// scratch), then processes `incoming` in place.
+    fn poll_complete_record(&mut self, cx: &mut Context<'_>, out: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let need = missing_from_last_record(&self.incoming);
+        let kept = self.incoming.len();
+        self.incoming.reserve(need);
+        let mut rb = ReadBuf::uninit(&mut self.incoming.spare_capacity_mut()[..need]);
+        ready!(Pin::new(&mut self.tcp).poll_read(cx, &mut rb))?;
+        let n = rb.filled().len();
+        if n == 0 {
+            return Poll::Ready(Err(eof_without_close_notify()));
+        }
+        // SAFETY: the read initialised the first `n` bytes of the spare capacity.
+        unsafe { self.incoming.set_len(kept + n) };
+        let mut input = std::mem::take(&mut self.incoming);
+        let processed = match self.process(&mut input, out) {
+            Ok(p) => p,
+            Err((e, consumed)) => {
+                self.queue_alert(&mut input[consumed..]);
+                let _ = self.poll_write_outgoing(cx);
+                return Poll::Ready(Err(e));
+            }
+        };
+        input.drain(..processed.consumed);
+        if input.len() > MAX_KEPT {
+            return Poll::Ready(Err(too_much_kept()));
+        }
+        if !input.is_empty() {
+            self.incoming = input;
+        }
+        Poll::Ready(Ok(()))
     }
 
     /// Writes `outgoing` until the socket has all of it.
@@ -374,7 +453,7 @@ impl TlsServerStream {
         };
         self.outgoing.drain(..written);
         if self.outgoing.is_empty() {
-            self.outgoing = Vec::new();
+            give_back(std::mem::take(&mut self.outgoing));
         }
         result
     }
@@ -391,11 +470,13 @@ impl TlsServerStream {
             let done = match status.state {
                 Err(e) => Err(tls_error(e)),
                 Ok(ConnectionState::WriteTraffic(mut traffic)) => {
-                    encode_into(&mut self.outgoing, |buf| traffic.encrypt(data, buf).map_err(EncodeOrEncrypt::Encrypt))
-                        .map(|()| Some(data.len()))
+                    encode_into(&mut self.outgoing, sealed_len(data.len()), |buf| {
+                        traffic.encrypt(data, buf).map_err(EncodeOrEncrypt::Encrypt)
+                    })
+                    .map(|()| Some(data.len()))
                 }
                 Ok(ConnectionState::EncodeTlsData(mut tls)) => {
-                    encode_into(&mut self.outgoing, |buf| tls.encode(buf).map_err(EncodeOrEncrypt::Encode))
+                    encode_into(&mut self.outgoing, 256, |buf| tls.encode(buf).map_err(EncodeOrEncrypt::Encode))
                         .map(|()| None)
                 }
                 Ok(ConnectionState::TransmitTlsData(transmit)) => {
@@ -445,15 +526,21 @@ impl TlsServerStream {
         let status = self.conn.process_tls_records(&mut self.incoming);
         let discard = status.discard;
         let result = match status.state {
-            Ok(ConnectionState::WriteTraffic(mut traffic)) => {
-                encode_into(&mut self.outgoing, |buf| traffic.queue_close_notify(buf).map_err(EncodeOrEncrypt::Encrypt))
-            }
+            Ok(ConnectionState::WriteTraffic(mut traffic)) => encode_into(&mut self.outgoing, 64, |buf| {
+                traffic.queue_close_notify(buf).map_err(EncodeOrEncrypt::Encrypt)
+            }),
             // Closed already, or never open: nothing to say.
             _ => Ok(()),
         };
         self.incoming.drain(..discard);
         result
     }
+}
+
+/// Room for `n` bytes of application data as records: per record (at most 16 KiB of it) a 5-byte
+/// header, TLS 1.3's content type byte and a 16-byte AEAD tag (TLS 1.2's explicit nonce: 8 more).
+fn sealed_len(n: usize) -> usize {
+    n + (n / (16 * 1024) + 1) * 32
 }
 
 /// A failure of `encode` or `encrypt`, which both ask for a larger buffer the same way.
@@ -473,9 +560,17 @@ impl EncodeOrEncrypt {
 }
 
 /// Appends what `f` writes to `out`, growing the free space to what `f` asks for.
-fn encode_into(out: &mut Vec<u8>, mut f: impl FnMut(&mut [u8]) -> Result<usize, EncodeOrEncrypt>) -> io::Result<()> {
+/// `guess` is the room tried first: enough for the usual case saves a failed attempt.
+fn encode_into(
+    out: &mut Vec<u8>,
+    guess: usize,
+    mut f: impl FnMut(&mut [u8]) -> Result<usize, EncodeOrEncrypt>,
+) -> io::Result<()> {
+    if out.capacity() == 0 {
+        *out = take_spare();
+    }
     let start = out.len();
-    let mut room = 256;
+    let mut room = guess;
     loop {
         out.resize(start + room, 0);
         match f(&mut out[start..]) {
@@ -549,20 +644,20 @@ impl AsyncWrite for TlsServerStream {
         if this.outgoing.len() >= OUTGOING_LIMIT {
             ready!(this.poll_write_outgoing(cx))?;
         }
-        // One record for a frame's header and payload: gathered up to a record's size.
+        // A frame's header and a small payload: gathered into one record. A large payload is
+        // encrypted straight from its slice (the header alone in the record before it) rather
+        // than copied: it takes the same number of records either way past 16 KiB, and a copy
+        // costs more than a record under that.
         let first = bufs.iter().find(|b| !b.is_empty()).map_or(&[][..], |b| &b[..]);
-        if first.len() >= WRITE_CHUNK || bufs.len() < 2 {
+        let total: usize = bufs.iter().map(|b| b.len()).sum();
+        if total > GATHER_MAX || first.len() == total {
             return Poll::Ready(this.encrypt(first));
         }
         let result = GATHER.with(|g| {
             let mut g = g.borrow_mut();
             g.clear();
             for b in bufs {
-                let take = b.len().min(WRITE_CHUNK - g.len());
-                g.extend_from_slice(&b[..take]);
-                if g.len() == WRITE_CHUNK {
-                    break;
-                }
+                g.extend_from_slice(b);
             }
             this.encrypt(&g)
         });
