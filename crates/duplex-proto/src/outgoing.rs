@@ -101,12 +101,33 @@ impl Outgoing {
     /// Appends `len` bytes written by `fill` into the tail (zero-filled first; to mask while
     /// copying, [`copy_masked`](Self::copy_masked) skips the zeroing).
     pub fn fill_with(&mut self, len: usize, fill: impl FnOnce(&mut [u8])) {
+        let written = self.fill_up_to(len, |buf| {
+            fill(buf);
+            Ok::<_, std::convert::Infallible>(buf.len())
+        });
+        debug_assert_eq!(written, Ok(len));
+    }
+
+    /// Lets `fill` write into up to `max` bytes of the tail (zero-filled first) and keeps the
+    /// `n` it reports (`n <= max`); on an error nothing is kept. For encoders that say how much
+    /// they wrote, or that the room was too small (a TLS record sealed into the queue).
+    pub fn fill_up_to<E>(&mut self, max: usize, fill: impl FnOnce(&mut [u8]) -> Result<usize, E>) -> Result<usize, E> {
         self.tail_with_room();
         let start = self.tail.len();
-        self.tail.reserve(len);
-        self.tail.put_bytes(0, len);
-        fill(&mut self.tail[start..]);
-        self.len += len;
+        self.tail.reserve(max);
+        self.tail.put_bytes(0, max);
+        match fill(&mut self.tail[start..]) {
+            Ok(n) => {
+                assert!(n <= max, "fill_up_to: {n} bytes reported written into {max}");
+                self.tail.truncate(start + n);
+                self.len += n;
+                Ok(n)
+            }
+            Err(e) => {
+                self.tail.truncate(start);
+                Err(e)
+            }
+        }
     }
 
     /// Appends a segment without copying it.
@@ -191,6 +212,26 @@ impl Buf for Outgoing {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fill_up_to_keeps_what_was_reported_and_nothing_on_error() {
+        let mut q = Outgoing::default();
+        q.copy_from(b"ab");
+        assert_eq!(
+            q.fill_up_to(8, |b| Err::<usize, &str>(if b.len() == 8 { "too small" } else { "?" })),
+            Err("too small")
+        );
+        assert_eq!(q.len(), 2);
+        assert_eq!(
+            q.fill_up_to(8, |b| {
+                b[..3].copy_from_slice(b"cde");
+                Ok::<_, ()>(3)
+            }),
+            Ok(3)
+        );
+        assert_eq!(q.len(), 5);
+        assert_eq!(&q.copy_to_bytes(5)[..], b"abcde");
+    }
 
     #[test]
     fn keeps_order_across_copies_and_segments() {

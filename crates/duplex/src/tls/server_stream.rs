@@ -19,6 +19,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
+use bytes::Buf;
+use duplex_proto::Outgoing;
 use rustls::server::{ClientHello, ResolvesServerCert, UnbufferedServerConnection};
 use rustls::sign::CertifiedKey;
 use rustls::unbuffered::{ConnectionState, EncodeError, EncryptError, InsufficientSizeError};
@@ -52,31 +54,6 @@ thread_local! {
     static SERVER_NAME: RefCell<Option<Box<str>>> = const { RefCell::new(None) };
     /// A write's slices gathered into one record.
     static GATHER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
-    /// Drained `outgoing` buffers of this thread's connections, for the next one that encrypts:
-    /// a connection holds none between writes, and a write costs no `malloc`/`free` pair (a
-    /// record of 1 KiB is past glibc's per-thread cache, so that pair was ~700 instructions).
-    static SPARE: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
-}
-
-/// At most this many spare `outgoing` buffers per thread, of at most [`SPARE_CAPACITY`] each.
-const SPARE_COUNT: usize = 16;
-const SPARE_CAPACITY: usize = 20 * 1024;
-
-fn take_spare() -> Vec<u8> {
-    SPARE.try_with(|s| s.borrow_mut().pop()).ok().flatten().unwrap_or_default()
-}
-
-fn give_back(mut buf: Vec<u8>) {
-    if buf.capacity() == 0 || buf.capacity() > SPARE_CAPACITY {
-        return;
-    }
-    buf.clear();
-    let _ = SPARE.try_with(|s| {
-        let mut s = s.borrow_mut();
-        if s.len() < SPARE_COUNT {
-            s.push(buf);
-        }
-    });
 }
 
 /// Wraps a configuration's certificate resolver to note the ClientHello's server name (SNI):
@@ -115,7 +92,7 @@ pub struct TlsServerStream {
     /// Received TLS bytes not processed yet (an incomplete record).
     incoming: Vec<u8>,
     /// Encrypted bytes the socket has not taken yet.
-    outgoing: Vec<u8>,
+    outgoing: Outgoing,
     /// Decrypted bytes the reader had no room for.
     plaintext: Vec<u8>,
     server_name: Option<Box<str>>,
@@ -189,7 +166,7 @@ impl TlsServerStream {
             tcp,
             conn,
             incoming: Vec::new(),
-            outgoing: Vec::new(),
+            outgoing: Outgoing::default(),
             plaintext: Vec::new(),
             server_name: None,
             peer_closed: false,
@@ -208,16 +185,13 @@ impl TlsServerStream {
                 Ok(p) => p,
                 Err((e, consumed)) => {
                     s.queue_alert(&mut input[consumed..]);
-                    let _ = s.tcp.write_all(&s.outgoing).await;
+                    let _ = s.tcp.write_all_buf(&mut s.outgoing).await;
                     return Err(e);
                 }
             };
             input.drain(..processed.consumed);
             s.incoming = input;
-            if !s.outgoing.is_empty() {
-                s.tcp.write_all(&s.outgoing).await?;
-                give_back(std::mem::take(&mut s.outgoing));
-            }
+            s.tcp.write_all_buf(&mut s.outgoing).await?;
             if !s.conn.is_handshaking() {
                 break;
             }
@@ -437,25 +411,16 @@ impl TlsServerStream {
         Poll::Ready(Ok(()))
     }
 
-    /// Writes `outgoing` until the socket has all of it.
+    /// Writes `outgoing` until the socket has all of it (the queue gives its buffer back to the
+    /// thread's pool once drained, so a connection holds none between writes).
     fn poll_write_outgoing(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let mut written = 0;
-        let result = loop {
-            if written == self.outgoing.len() {
-                break Poll::Ready(Ok(()));
+        while self.outgoing.has_remaining() {
+            match ready!(Pin::new(&mut self.tcp).poll_write(cx, self.outgoing.chunk()))? {
+                0 => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                n => self.outgoing.advance(n),
             }
-            match Pin::new(&mut self.tcp).poll_write(cx, &self.outgoing[written..]) {
-                Poll::Ready(Ok(0)) => break Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
-                Poll::Ready(Ok(n)) => written += n,
-                Poll::Ready(Err(e)) => break Poll::Ready(Err(e)),
-                Poll::Pending => break Poll::Pending,
-            }
-        };
-        self.outgoing.drain(..written);
-        if self.outgoing.is_empty() {
-            give_back(std::mem::take(&mut self.outgoing));
         }
-        result
+        Poll::Ready(Ok(()))
     }
 
     /// Encrypts `data` (at most [`WRITE_CHUNK`] of it) into `outgoing`; returns how much.
@@ -559,29 +524,20 @@ impl EncodeOrEncrypt {
     }
 }
 
-/// Appends what `f` writes to `out`, growing the free space to what `f` asks for.
-/// `guess` is the room tried first: enough for the usual case saves a failed attempt.
+/// Appends what `f` writes to `out`, growing the room to what `f` asks for; `guess` is the room
+/// tried first (enough for the usual case saves a failed attempt).
 fn encode_into(
-    out: &mut Vec<u8>,
+    out: &mut Outgoing,
     guess: usize,
     mut f: impl FnMut(&mut [u8]) -> Result<usize, EncodeOrEncrypt>,
 ) -> io::Result<()> {
-    if out.capacity() == 0 {
-        *out = take_spare();
-    }
-    let start = out.len();
     let mut room = guess;
     loop {
-        out.resize(start + room, 0);
-        match f(&mut out[start..]) {
-            Ok(n) => {
-                out.truncate(start + n);
-                return Ok(());
-            }
+        match out.fill_up_to(room, &mut f) {
+            Ok(_) => return Ok(()),
             Err(e) => match e.insufficient() {
                 Some(need) if need.required_size > room => room = need.required_size,
                 _ => {
-                    out.truncate(start);
                     let message = match e {
                         EncodeOrEncrypt::Encode(e) => format!("TLS encoding failed: {e}"),
                         EncodeOrEncrypt::Encrypt(e) => format!("TLS encryption failed: {e}"),
