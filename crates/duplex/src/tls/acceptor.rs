@@ -10,8 +10,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::classify::{classify_io, Side};
-use super::server_stream::{recording_server_name, TlsServerStream};
 use super::{load_certs, load_private_key, server_config, Failure, TlsError, TlsErrorKind, PLAIN_ON_TLS_REASON};
+use crate::stream::tls_server::recording_server_name;
+use crate::stream::TlsServerStream;
 
 /// The TLS side of a [`Server`](crate::Server): a shared [`rustls::ServerConfig`], and the
 /// handshake that turns an accepted TCP stream into a TLS one.

@@ -50,11 +50,11 @@ mod pem;
 mod self_signed;
 #[cfg(feature = "tls")]
 mod server_config;
-#[cfg(all(feature = "tls", feature = "server"))]
-mod server_stream;
 #[cfg(all(feature = "tls", feature = "client"))]
 mod verifier;
 
+#[cfg(all(feature = "tls", feature = "server"))]
+pub use crate::stream::TlsServerStream;
 #[cfg(all(feature = "tls", feature = "server"))]
 pub use acceptor::TlsAcceptor;
 pub use error::{Failure, TlsError, TlsErrorKind};
@@ -64,8 +64,6 @@ pub use pem::{load_certs, load_private_key, load_root_store, sha256_fingerprint}
 pub use self_signed::{SelfSigned, LOCALHOST_NAMES};
 #[cfg(feature = "tls")]
 pub use server_config::{server_config, server_config_with_client_auth};
-#[cfg(all(feature = "tls", feature = "server"))]
-pub use server_stream::TlsServerStream;
 
 /// The ALPN protocol both sides offer: WebSockets (RFC 6455) run over HTTP/1.1.
 pub const ALPN_HTTP11: &[u8] = b"http/1.1";

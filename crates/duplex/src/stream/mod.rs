@@ -1,5 +1,5 @@
 //! The transports a connection runs over: plain TCP for `ws://`, TLS over TCP for `wss://`.
-//! [`ClientStream`] is a client's, [`ServerStream`] a server's.
+//! [`ClientStream`] is a client's, [`ServerStream`] a server's (over TLS, a [`TlsServerStream`]).
 
 #![cfg_attr(not(any(feature = "client", feature = "server")), allow(unused_imports, reason = "for either role"))]
 
@@ -9,6 +9,12 @@ use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+
+/// A TLS server's connection on rustls' unbuffered API (see [`TlsServerStream`]).
+#[cfg(all(feature = "tls", feature = "server"))]
+pub(crate) mod tls_server;
+#[cfg(all(feature = "tls", feature = "server"))]
+pub use tls_server::TlsServerStream;
 
 /// A client's transport.
 #[cfg(feature = "client")]
@@ -71,7 +77,7 @@ pub enum ServerStream {
     Plain(TcpStream),
     /// TLS over TCP, on rustls' unbuffered API (boxed: a TLS session is large).
     #[cfg(feature = "tls")]
-    Tls(Box<crate::tls::TlsServerStream>),
+    Tls(Box<TlsServerStream>),
 }
 
 #[cfg(feature = "server")]
@@ -95,7 +101,7 @@ impl ServerStream {
 
     /// The TLS session (SNI name, ALPN protocol, the client's certificates under mutual TLS).
     #[cfg(feature = "tls")]
-    pub fn tls_connection(&self) -> Option<&crate::tls::TlsServerStream> {
+    pub fn tls_connection(&self) -> Option<&TlsServerStream> {
         match self {
             ServerStream::Plain(_) => None,
             ServerStream::Tls(s) => Some(s),
